@@ -1,0 +1,38 @@
+# The two commands of the Quick start: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   := .custodes/demo
+
+.PHONY: install run test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Installs custodes with every extra plus the dev tools (lint, types, tests).
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+
+# The main job on the bundled demo: a fresh ledger, the demo decisions appended,
+# the signed checkpoint printed and the whole ledger verified.
+run: install
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/custodes demo --dir $(DEMO)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+# Lint, types, then the whole suite; the tests start their own PostgreSQL cluster.
+test: install lint typecheck
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/ledger_bench.py
+
+clean:
+	rm -rf $(VENV) .custodes .pytest_cache .mypy_cache .ruff_cache .hypothesis
