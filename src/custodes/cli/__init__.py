@@ -1,0 +1,99 @@
+"""The ``custodes`` command line: thin wrappers over the public API.
+
+Reports go to stdout, diagnostics to stderr. Exit codes: 0 clean, 1 a policy or verification
+check failed, 2 usage error (bad input or options), 3 internal error.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+
+from custodes import __version__
+from custodes.errors import Error, UsageError
+
+__all__ = ["cli", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, prog_name="custodes")
+def cli() -> None:
+    """custodes: a trust layer for AI-era software.
+
+    Every decision custodes makes is recorded in a tamper-evident ledger that an auditor can
+    verify without trusting the operator.
+
+    \b
+    Start here:
+      custodes ledger init --db audit.db        create a ledger and its signing key
+      echo '{"decision":"allow"}' | custodes ledger append --db audit.db
+      custodes ledger verify --db audit.db      recheck every entry and signature
+    """
+
+
+def _register() -> None:
+    from custodes.cli.demo import demo
+    from custodes.cli.ledger import ledger
+
+    cli.add_command(ledger)
+    cli.add_command(demo)
+
+
+_register()
+
+
+class _StderrFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"custodes: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StderrFormatter())
+    root = logging.getLogger("custodes")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the console script; never lets a traceback reach the user."""
+    _setup_logging()
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="custodes",
+                        standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE
+    except click.Abort:
+        click.echo("custodes: aborted", err=True)
+        code = EXIT_USAGE
+    except UsageError as exc:
+        click.echo(f"custodes: error: {exc.diagnostics()}", err=True)
+        code = exc.exit_code
+    except Error as exc:
+        label = "verification failed" if exc.exit_code == EXIT_FAILED else "error"
+        click.echo(f"custodes: {label}: {exc.diagnostics()}", err=True)
+        code = exc.exit_code
+    except BrokenPipeError:
+        code = EXIT_OK
+    except KeyboardInterrupt:
+        click.echo("custodes: interrupted", err=True)
+        code = 130
+    except Exception as exc:
+        click.echo(
+            f"custodes: internal error: {type(exc).__name__}: {exc} "
+            "(a bug in custodes; please report it with the command you ran)",
+            err=True,
+        )
+        code = EXIT_INTERNAL
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,96 @@
+"""Errors of custodes, each carrying a hint that tells the user what to do.
+
+The hierarchy, and the exit code the command line maps each branch to::
+
+    Error                       3  something went wrong inside custodes (a bug)
+    ├── UsageError              2  the input or the options are wrong; the hint says how to fix them
+    │   ├── LedgerNotFound         no ledger at the given database
+    │   ├── LedgerCorrupt          the database is not a readable custodes ledger
+    │   ├── LedgerExists           `init` over a ledger that already exists
+    │   ├── KeyFileError           a signing key file that is missing, unreadable or malformed
+    │   ├── KeyMismatch            a signing key that is not the ledger's
+    │   ├── IndexOutOfRange        an entry index or tree size beyond the ledger
+    │   ├── InvalidEntry           an entry that is not a JSON object custodes can canonicalise
+    │   └── MalformedNote          a checkpoint, signed note or verifier key that does not parse
+    └── VerificationError       1  a check failed: a signature, a proof, the ledger's integrity
+
+Third-party errors are mapped to these at the boundary (``raise … from exc``) so that callers
+catch one root type.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Error",
+    "IndexOutOfRange",
+    "InvalidEntry",
+    "KeyFileError",
+    "KeyMismatch",
+    "LedgerCorrupt",
+    "LedgerExists",
+    "LedgerNotFound",
+    "MalformedNote",
+    "UsageError",
+    "VerificationError",
+]
+
+
+class Error(Exception):
+    """The root of every error custodes raises on purpose."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """One line for a person: what went wrong, then what to do about it."""
+        if self.hint:
+            return f"{self.message}; {self.hint}"
+        return self.message
+
+
+class UsageError(Error):
+    """The input or options are wrong; nothing was changed."""
+
+    exit_code = 2
+
+
+class LedgerNotFound(UsageError):
+    pass
+
+
+class LedgerCorrupt(UsageError):
+    pass
+
+
+class LedgerExists(UsageError):
+    pass
+
+
+class KeyFileError(UsageError):
+    pass
+
+
+class KeyMismatch(UsageError):
+    pass
+
+
+class IndexOutOfRange(UsageError):
+    pass
+
+
+class InvalidEntry(UsageError):
+    pass
+
+
+class MalformedNote(UsageError):
+    pass
+
+
+class VerificationError(Error):
+    """A signature, proof or integrity check failed."""
+
+    exit_code = 1

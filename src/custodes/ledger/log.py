@@ -1,0 +1,468 @@
+"""The ledger: an append-only log of JSON entries in an RFC 9162 Merkle tree with signed checkpoints.
+
+Every append is one write transaction that assigns indices, stores the canonical leaves, the
+perfect nodes they complete and a freshly signed checkpoint, and commits durably: an
+acknowledged entry is already covered by a signed checkpoint. Concurrent appends inside one
+process are grouped into one transaction (group commit); appends from other processes queue on
+the store's write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from custodes.errors import (
+    IndexOutOfRange,
+    KeyFileError,
+    KeyMismatch,
+    MalformedNote,
+    UsageError,
+)
+from custodes.ledger import merkle
+from custodes.ledger.checkpoint import Checkpoint
+from custodes.ledger.entry import (
+    Entry,
+    Payload,
+    make_payloads,
+    payload_digest,
+    prepare_entry,
+    recorded_at_now,
+    validate_entry,
+)
+from custodes.ledger.interface import LedgerMeta, NewEntry, Reader, Store
+from custodes.ledger.note import Signer, Verifier
+
+__all__ = [
+    "ConsistencyProof",
+    "InclusionProof",
+    "Ledger",
+    "Receipt",
+    "open_store",
+]
+
+log = logging.getLogger("custodes.ledger")
+
+_GROUP_MAX = 1024
+
+
+def open_store(db: str | os.PathLike[str]) -> Store:
+    """The store behind ``db``: a PostgreSQL URL, or else a SQLite file path."""
+    text = os.fspath(db)
+    if text.startswith(("postgresql://", "postgres://")):
+        from custodes.ledger.postgres import PostgresStore
+
+        return PostgresStore(text)
+    from custodes.ledger.sqlite import SqliteStore
+
+    return SqliteStore(text)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an append returns once the entry is durable."""
+
+    index: int
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    index: int
+    size: int
+    leaf_hash: bytes
+    hashes: tuple[bytes, ...]
+    root: bytes
+
+    def verify(self) -> bool:
+        return merkle.verify_inclusion(self.index, self.size, self.leaf_hash, self.hashes, self.root)
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    old_size: int
+    new_size: int
+    hashes: tuple[bytes, ...]
+    old_root: bytes
+    new_root: bytes
+
+    def verify(self) -> bool:
+        return merkle.verify_consistency(
+            self.old_size, self.new_size, self.old_root, self.new_root, self.hashes
+        )
+
+
+@dataclass
+class _Pending:
+    entry: Mapping[str, Any]
+    digests: dict[str, str] | None
+    payloads: list[Payload]
+    receipt: Receipt | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+def _write_key_file(path: Path, signer: Signer) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:  # pragma: no cover - checked by the caller first
+        raise KeyFileError(f"key file {path} already exists") from exc
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot create key file {path}: {exc.strerror}", hint="check the folder exists"
+        ) from exc
+    with os.fdopen(fd, "w") as handle:
+        handle.write(signer.to_string() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_signer(path: Path) -> Signer:
+    try:
+        text = path.read_text()
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise KeyFileError(
+            f"signing key {path} does not exist",
+            hint="give the ledger's key with --key FILE (created by `custodes ledger init`)",
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read signing key {path}: {exc}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("signing key %s is readable by others; run: chmod 600 %s", path, path)
+    try:
+        return Signer.from_string(text)
+    except MalformedNote as exc:
+        raise KeyFileError(f"{path} is not a custodes signing key: {exc.message}") from exc
+
+
+def _fold_root(size: int, known: Mapping[merkle.NodeId, bytes]) -> bytes:
+    return merkle.range_hash_from(merkle.right_edge(size), known)
+
+
+class Ledger:
+    """An open ledger. Thread-safe; cheap reads; appends group-commit across threads."""
+
+    def __init__(self, store: Store, *, key: str | os.PathLike[str] | None = None) -> None:
+        self._store = store
+        self.meta: LedgerMeta = store.meta()
+        self.verifier = Verifier.from_string(self.meta.verifier)
+        self._key_path = Path(key) if key is not None else (
+            Path(self.meta.key_path) if self.meta.key_path else None
+        )
+        self._signer: Signer | None = None
+        self._cv = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._committing = False
+
+    # -- opening --
+    @classmethod
+    def create(
+        cls,
+        db: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        key: str | os.PathLike[str] | None = None,
+        keep_payloads: bool = False,
+    ) -> Ledger:
+        """Create a ledger at ``db`` and its signing key (or take the existing key ``key``)."""
+        store = open_store(db)
+        if key is None:
+            if not isinstance_sqlite(store):
+                raise UsageError(
+                    "a PostgreSQL ledger needs --key FILE for its signing key",
+                    hint="give a path where custodes creates the key, or an existing key file",
+                )
+            key_path = Path(os.fspath(db) + ".key")
+        else:
+            key_path = Path(key)
+        key_path = key_path.absolute()
+        created_key = False
+        if key_path.exists():
+            signer = load_signer(key_path)
+            if name is not None and name != signer.name:
+                raise KeyMismatch(
+                    f"key {key_path} is named {signer.name!r}, not {name!r}",
+                    hint="leave out --name to use the key's name, or give another --key",
+                )
+        else:
+            # Written only after the store is created, so a refused init leaves no stray key.
+            signer = Signer.generate(name or _default_origin())
+            created_key = True
+        meta = LedgerMeta(
+            origin=signer.name,
+            verifier=signer.verifier().to_string(),
+            key_path=str(key_path),
+            keep_payloads=keep_payloads,
+            created_at=recorded_at_now(),
+        )
+        empty = Checkpoint(signer.name, 0, merkle.EMPTY_ROOT).sign(signer)
+        store.create(meta, empty)
+        if created_key:
+            try:
+                _write_key_file(key_path, signer)
+            except BaseException:
+                store.close()
+                raise
+        ledger = cls(store, key=key_path)
+        ledger._signer = signer
+        return ledger
+
+    @classmethod
+    def open(cls, db: str | os.PathLike[str], *, key: str | os.PathLike[str] | None = None) -> Ledger:
+        return cls(open_store(db), key=key)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def origin(self) -> str:
+        return self.meta.origin
+
+    @property
+    def url(self) -> str:
+        return self._store.url
+
+    def signer(self) -> Signer:
+        if self._signer is None:
+            if self._key_path is None:
+                raise KeyFileError(
+                    f"{self.url} records no signing key path",
+                    hint="give the ledger's key with --key FILE",
+                )
+            signer = load_signer(self._key_path)
+            if signer.verifier() != self.verifier:
+                raise KeyMismatch(
+                    f"key {self._key_path} is not the signing key of {self.url}",
+                    hint=f"the ledger's verifier key is {self.meta.verifier}",
+                )
+            self._signer = signer
+        return self._signer
+
+    # -- appending --
+    def append(
+        self, entry: Mapping[str, Any], *, payloads: Mapping[str, str | bytes] | None = None
+    ) -> Receipt:
+        """Append one entry; returns once it is durable. Concurrent callers share a commit."""
+        pending = self._pending(entry, payloads)
+        with self._cv:
+            self._queue.append(pending)
+            while not pending.done:
+                if self._committing:
+                    self._cv.wait()
+                    continue
+                self._committing = True
+                batch = self._queue[:_GROUP_MAX]
+                del self._queue[:_GROUP_MAX]
+                self._cv.release()
+                try:
+                    self._commit(batch)
+                finally:
+                    self._cv.acquire()
+                    self._committing = False
+                    self._cv.notify_all()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.receipt is not None
+        return pending.receipt
+
+    def append_many(
+        self,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        payloads: Sequence[Mapping[str, str | bytes] | None] | None = None,
+    ) -> list[Receipt]:
+        """Append entries in one transaction, in order; all are durable when it returns."""
+        if payloads is not None and len(payloads) != len(entries):
+            raise UsageError("append_many needs one payload mapping (or None) per entry")
+        batch = [
+            self._pending(entry, payloads[i] if payloads is not None else None)
+            for i, entry in enumerate(entries)
+        ]
+        if not batch:
+            return []
+        self._commit(batch)
+        for pending in batch:
+            if pending.error is not None:
+                raise pending.error
+        return [p.receipt for p in batch if p.receipt is not None]
+
+    def _pending(
+        self, entry: Mapping[str, Any], payloads: Mapping[str, str | bytes] | None
+    ) -> _Pending:
+        validate_entry(entry, with_digests=bool(payloads))
+        if payloads:
+            digests, records = make_payloads(payloads, keep=self.meta.keep_payloads)
+            return _Pending(entry, digests, records)
+        return _Pending(entry, None, [])
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            signer = self.signer()
+            with self._store.write() as tx:
+                size = tx.size()
+                known = tx.nodes(merkle.right_edge(size))
+                recorded_at = recorded_at_now()
+                rows: list[NewEntry] = []
+                for offset, pending in enumerate(batch):
+                    index = size + offset
+                    leaf = prepare_entry(pending.entry, index, recorded_at, pending.digests)
+                    rows.append(NewEntry(index, leaf, merkle.hash_leaf(leaf), pending.payloads))
+                created = merkle.append_nodes(size, known, [row.leaf_hash for row in rows])
+                new_size = size + len(rows)
+                known.update(created)
+                known.update({(0, row.index): row.leaf_hash for row in rows})
+                root = _fold_root(new_size, known)
+                checkpoint = Checkpoint(self.origin, new_size, root).sign(signer)
+                tx.write(rows, created, new_size, checkpoint)
+        except BaseException as exc:
+            for pending in batch:
+                pending.error = exc
+                pending.done = True
+            return
+        for pending, row in zip(batch, rows, strict=True):
+            pending.receipt = Receipt(row.index, row.leaf_hash)
+            pending.done = True
+
+    # -- reading --
+    def size(self) -> int:
+        with self._store.snapshot() as reader:
+            return reader.size()
+
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint (C2SP tlog-checkpoint as a signed note)."""
+        with self._store.snapshot() as reader:
+            text = reader.checkpoint()
+        if text is None:
+            from custodes.errors import LedgerCorrupt
+
+            raise LedgerCorrupt(f"{self.url} holds no checkpoint")
+        return text
+
+    def _check_size(self, reader: Reader, size: int | None) -> int:
+        current = reader.size()
+        if size is None:
+            return current
+        if size < 0 or size > current:
+            raise IndexOutOfRange(
+                f"tree size {size} is out of range: the ledger holds {current} entries",
+                hint=f"give a size from 0 to {current}",
+            )
+        return size
+
+    def _root(self, reader: Reader, size: int) -> bytes:
+        return _fold_root(size, reader.nodes(merkle.right_edge(size)))
+
+    def root(self, size: int | None = None) -> bytes:
+        with self._store.snapshot() as reader:
+            return self._root(reader, self._check_size(reader, size))
+
+    def entry(self, index: int) -> Entry:
+        with self._store.snapshot() as reader:
+            current = reader.size()
+            row = reader.entry(index) if 0 <= index < current else None
+        if row is None:
+            raise IndexOutOfRange(
+                f"entry {index} is out of range: the ledger holds {current} entries",
+                hint=f"give an index from 0 to {current - 1}" if current else "append entries first",
+            )
+        return Entry(index, row[0], row[1])
+
+    def prove(self, index: int, size: int | None = None) -> InclusionProof:
+        """The inclusion proof of entry ``index`` in the tree of ``size`` (default: current)."""
+        with self._store.snapshot() as reader:
+            size = self._check_size(reader, size)
+            if not 0 <= index < size:
+                raise IndexOutOfRange(
+                    f"entry {index} is not in a tree of {size} entries",
+                    hint=f"give an index from 0 to {size - 1}" if size else "append entries first",
+                )
+            ids = merkle.inclusion_proof_nodes(index, size) + merkle.right_edge(size)
+            ids.append((0, index))
+            known = reader.nodes(ids)
+        _require(known, ids, self.url)
+        hashes = merkle.inclusion_proof_from(index, size, known)
+        return InclusionProof(index, size, known[(0, index)], tuple(hashes), _fold_root(size, known))
+
+    def consistency(self, old: int, new: int | None = None) -> ConsistencyProof:
+        """The consistency proof from the tree of ``old`` entries to the tree of ``new``."""
+        with self._store.snapshot() as reader:
+            new = self._check_size(reader, new)
+            if not 0 <= old <= new:
+                raise IndexOutOfRange(
+                    f"old size {old} is out of range", hint=f"give a size from 0 to {new}"
+                )
+            ids = (
+                merkle.consistency_proof_nodes(old, new)
+                + merkle.right_edge(old)
+                + merkle.right_edge(new)
+            )
+            known = reader.nodes(ids)
+        _require(known, ids, self.url)
+        hashes = merkle.consistency_proof_from(old, new, known)
+        return ConsistencyProof(
+            old, new, tuple(hashes), _fold_root(old, known), _fold_root(new, known)
+        )
+
+    # -- payloads (outside the tree) --
+    def payloads(self, index: int) -> list[Payload]:
+        self.entry(index)  # range check
+        with self._store.snapshot() as reader:
+            return reader.payloads(index)
+
+    def check_payload(self, index: int, name: str, content: str | bytes) -> bool:
+        """Does ``content`` match the digest entry ``index`` recorded for payload ``name``?"""
+        digests = self.entry(index).data.get("digests") or {}
+        data = content.encode() if isinstance(content, str) else content
+        for payload in self.payloads(index):
+            if payload.name == name:
+                return bool(digests.get(name) == payload_digest(payload.salt, data))
+        return False
+
+    def erase(self, index: int) -> int:
+        """Erase the payloads and salts of entry ``index``; the tree stays verifiable."""
+        self.entry(index)
+        with self._store.write() as tx:
+            return tx.erase_payloads(index)
+
+    def snapshot(self) -> AbstractContextManager[Reader]:
+        """A consistent read snapshot of the store, for verification."""
+        return self._store.snapshot()
+
+
+def _require(known: Mapping[merkle.NodeId, bytes], ids: Sequence[merkle.NodeId], url: str) -> None:
+    missing = [node for node in ids if node not in known]
+    if missing:
+        from custodes.errors import VerificationError
+
+        level, idx = missing[0]
+        raise VerificationError(
+            f"{url}: tree node (level {level}, index {idx}) is missing",
+            hint="run `custodes ledger verify` to see what was removed",
+        )
+
+
+def isinstance_sqlite(store: Store) -> bool:
+    from custodes.ledger.sqlite import SqliteStore
+
+    return isinstance(store, SqliteStore)
+
+
+def _default_origin() -> str:
+    import secrets
+
+    return f"custodes.local/ledger/{secrets.token_hex(4)}"
+
