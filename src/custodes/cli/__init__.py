@@ -67,8 +67,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script; never lets a traceback reach the user."""
     _setup_logging()
     try:
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="custodes",
-                        standalone_mode=False)
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="custodes",
+            standalone_mode=False,
+        )
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:

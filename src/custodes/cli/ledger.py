@@ -71,7 +71,9 @@ def ledger() -> None:
     help="Signing key file: used if it exists, created (mode 0600) if not. "
     "Default for SQLite: DB.key beside the database.",
 )
-@click.option("--name", "name", metavar="ORIGIN", help="Log origin and key name, e.g. example.com/audit.")
+@click.option(
+    "--name", "name", metavar="ORIGIN", help="Log origin and key name, e.g. example.com/audit."
+)
 @click.option(
     "--keep-payloads",
     is_flag=True,
@@ -99,8 +101,12 @@ def _read_lines(stream: Any, out: queue.Queue[tuple[int, bytes] | None]) -> None
 
 @ledger.command()
 @db_option
-@click.option("--key", "key", type=click.Path(dir_okay=False, path_type=Path),
-              help="Signing key file, if not the one recorded at init.")
+@click.option(
+    "--key",
+    "key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Signing key file, if not the one recorded at init.",
+)
 def append(db: str, key: Path | None) -> int:
     """Append JSON objects read from stdin, one per line.
 
@@ -111,9 +117,7 @@ def append(db: str, key: Path | None) -> int:
     lines: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=4 * _GROUP)
     with Ledger.open(db, key=key) as led:
         led.signer()  # fail on a missing or wrong key before reading anything
-        threading.Thread(
-            target=_read_lines, args=(sys.stdin.buffer, lines), daemon=True
-        ).start()
+        threading.Thread(target=_read_lines, args=(sys.stdin.buffer, lines), daemon=True).start()
         failure: UsageError | None = None
         finished = False
         while not finished and failure is None:
@@ -146,7 +150,9 @@ def append(db: str, key: Path | None) -> int:
                 receipts = led.append_many(batch)
                 out = sys.stdout
                 for receipt in receipts:
-                    out.write(f'{{"index": {receipt.index}, "leaf_hash": "{receipt.leaf_hash.hex()}"}}\n')
+                    out.write(
+                        f'{{"index": {receipt.index}, "leaf_hash": "{receipt.leaf_hash.hex()}"}}\n'
+                    )
                 out.flush()
         if failure is not None:
             raise failure
@@ -190,8 +196,10 @@ def entry(db: str, index: int, as_json: bool) -> int:
     else:
         click.echo(f"index      {found.index}")
         click.echo(f"leaf_hash  {_hex(found.leaf_hash)}")
-        click.echo("entry      " + json.dumps(found.data, indent=2, ensure_ascii=False)
-                   .replace("\n", "\n           "))
+        click.echo(
+            "entry      "
+            + json.dumps(found.data, indent=2, ensure_ascii=False).replace("\n", "\n           ")
+        )
     return 0
 
 
@@ -204,19 +212,22 @@ def prove(db: str, index: int, size: int | None, as_json: bool) -> int:
     """Print the inclusion proof of an entry (RFC 9162 §2.1.3)."""
     with Ledger.open(db) as led:
         proof = led.prove(index, size)
+    hashes = [_hex(h) for h in proof.hashes]
     obj = {
         "index": proof.index,
         "size": proof.size,
         "leaf_hash": _hex(proof.leaf_hash),
-        "hashes": [_hex(h) for h in proof.hashes],
+        "hashes": hashes,
         "root": _hex(proof.root),
     }
     if as_json:
         _emit(obj)
     else:
-        click.echo(f"entry {proof.index} is in the tree of {proof.size} entries, root {obj['root']}")
+        click.echo(
+            f"entry {proof.index} is in the tree of {proof.size} entries, root {obj['root']}"
+        )
         click.echo(f"leaf_hash {obj['leaf_hash']}")
-        for number, digest in enumerate(obj["hashes"]):
+        for number, digest in enumerate(hashes):
             click.echo(f"  {number:2d} {digest}")
     return 0
 
@@ -230,10 +241,11 @@ def consistency(db: str, old: int, new: int | None, as_json: bool) -> int:
     """Print the consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
     with Ledger.open(db) as led:
         proof = led.consistency(old, new)
+    hashes = [_hex(h) for h in proof.hashes]
     obj = {
         "old_size": proof.old_size,
         "new_size": proof.new_size,
-        "hashes": [_hex(h) for h in proof.hashes],
+        "hashes": hashes,
         "old_root": _hex(proof.old_root),
         "new_root": _hex(proof.new_root),
     }
@@ -242,7 +254,7 @@ def consistency(db: str, old: int, new: int | None, as_json: bool) -> int:
     else:
         click.echo(f"the tree of {proof.old_size} entries ({obj['old_root']})")
         click.echo(f"is a prefix of the tree of {proof.new_size} entries ({obj['new_root']})")
-        for number, digest in enumerate(obj["hashes"]):
+        for number, digest in enumerate(hashes):
             click.echo(f"  {number:2d} {digest}")
     return 0
 
@@ -291,8 +303,10 @@ def verify(db: str, checkpoint_file: str | None, verifier_key: str | None, as_js
     verifier = _verifier(verifier_key) if verifier_key else None
     progress = None
     if sys.stderr.isatty():
+
         def progress(done: int, total: int) -> None:
             click.echo(f"\rchecked {done:,} of {total:,} entries", err=True, nl=False)
+
     with Ledger.open(db) as led:
         try:
             report = verify_ledger(
@@ -303,13 +317,15 @@ def verify(db: str, checkpoint_file: str | None, verifier_key: str | None, as_js
                 click.echo("", err=True)
         origin = led.origin
     if as_json:
-        _emit({
-            "ok": True,
-            "size": report.size,
-            "root": _hex(report.root),
-            "origin": origin,
-            "extends_checkpoint": report.earlier_checkpoint_size,
-        })
+        _emit(
+            {
+                "ok": True,
+                "size": report.size,
+                "root": _hex(report.root),
+                "origin": origin,
+                "extends_checkpoint": report.earlier_checkpoint_size,
+            }
+        )
     else:
         click.echo(f"ok: {report.size} entries verified, root {_hex(report.root)}")
         click.echo(f"ok: latest checkpoint of {origin} signed and matching")

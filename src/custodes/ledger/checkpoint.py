@@ -27,7 +27,12 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
     def text(self) -> str:
-        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(), *self.extensions]
+        lines = [
+            self.origin,
+            str(self.size),
+            base64.b64encode(self.root).decode(),
+            *self.extensions,
+        ]
         return "".join(f"{line}\n" for line in lines)
 
     def sign(self, signer: Signer) -> str:
@@ -42,8 +47,10 @@ class Checkpoint:
         origin, size_text, root_text, *extensions = lines[:-1]
         if not origin:
             raise MalformedNote("checkpoint origin line is empty", hint=hint)
-        if not size_text.isdigit() or not size_text.isascii() or (
-            size_text != "0" and size_text.startswith("0")
+        if (
+            not size_text.isdigit()
+            or not size_text.isascii()
+            or (size_text != "0" and size_text.startswith("0"))
         ):
             raise MalformedNote(f"checkpoint size {size_text[:30]!r} is not a decimal", hint=hint)
         try:

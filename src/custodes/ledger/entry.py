@@ -27,6 +27,7 @@ from custodes.errors import InvalidEntry
 __all__ = [
     "RESERVED_FIELDS",
     "Entry",
+    "LeafTemplate",
     "Payload",
     "canonical",
     "make_payloads",
@@ -64,8 +65,55 @@ class Payload:
     content: bytes | None
 
 
+# json.dumps with these options writes RFC 8785 output for the JSON most entries hold: objects,
+# arrays, strings, booleans, null and integers within ±2**53. It differs only on numbers with a
+# fraction or exponent, larger integers, and key order among characters from U+E000 up (code
+# points vs UTF-16 units): output that holds any of these takes the reference implementation
+# instead. Reading the output back finds them exactly (the number hooks see only number
+# tokens), and its equality with the input catches what json.dumps quietly converts (tuples,
+# non-string keys). The property tests hold both paths to the same bytes.
+_MAX_SAFE_INTEGER = 2**53 - 1
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _no_float(token: str) -> Any:
+    raise _NotPlain
+
+
+def _safe_int(token: str) -> int:
+    value = int(token)
+    if len(token) > 15 and abs(value) > _MAX_SAFE_INTEGER:
+        raise _NotPlain
+    return value
+
+
+_read_back = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int).decode
+
+
+def _fast_canonical(value: Any) -> bytes | None:
+    try:
+        text = _dumps(value)
+        out = text.encode("utf-8")
+        if not out.isascii() and max(text) >= "\ue000":
+            return None
+        if _read_back(text) != value:
+            return None
+    except (_NotPlain, TypeError, ValueError, RecursionError, UnicodeEncodeError):
+        return None
+    return out
+
+
 def canonical(value: Mapping[str, Any]) -> bytes:
     """RFC 8785 canonical JSON of ``value``."""
+    fast = _fast_canonical(value)
+    if fast is not None:
+        return fast
     try:
         out: bytes = rfc8785.dumps(value)
     except rfc8785.IntegerDomainError as exc:
@@ -73,7 +121,9 @@ def canonical(value: Mapping[str, Any]) -> bytes:
             "entry holds an integer outside ±2**53, which JSON canonicalisation cannot represent",
             hint="write such numbers as strings",
         ) from exc
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+    except rfc8785.FloatDomainError as exc:
+        raise InvalidEntry("entry holds NaN or an infinite number", hint="use a finite number") from exc
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise InvalidEntry(f"entry cannot be canonicalised: {exc}") from exc
     return out
 
@@ -94,9 +144,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_entry_line(line: str) -> dict[str, Any]:
     """Parse one line of input as a JSON object (strict: no NaN, no duplicate keys)."""
     try:
-        value = json.loads(
-            line, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
-        )
+        value = json.loads(line, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise InvalidEntry(f"not valid JSON ({exc})", hint="give one JSON object per line") from exc
     if not isinstance(value, dict):
@@ -128,59 +176,77 @@ def make_payloads(
     return digests, records
 
 
-_MAX_SAFE_INTEGER = 2**53 - 1
-
-
-def _check_domain(value: Any, depth: int = 0) -> None:
-    # What RFC 8785 cannot canonicalise, found before an entry joins a batch, so that one bad
-    # entry never fails the others committed with it.
-    if depth > 100:
-        raise InvalidEntry("entry is nested more than 100 levels deep")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return
-    if isinstance(value, int):
-        if abs(value) > _MAX_SAFE_INTEGER:
-            raise InvalidEntry(
-                f"integer {value} is outside ±2**53, which canonical JSON cannot represent",
-                hint="write such numbers as strings",
-            )
-    elif isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise InvalidEntry("entry holds NaN or an infinite number", hint="use a finite number")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidEntry(f"object key {key!r} is not a string")
-            _check_domain(item, depth + 1)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_domain(item, depth + 1)
-    else:
-        raise InvalidEntry(f"a {type(value).__name__} is not a JSON value")
-
-
 def validate_entry(entry: Any, *, with_digests: bool = False) -> None:
     """Raise :class:`InvalidEntry` unless ``entry`` can be recorded as it is."""
-    if not isinstance(entry, Mapping):
-        raise InvalidEntry(f"an entry must be a JSON object, not {type(entry).__name__}")
-    clash = [field for field in RESERVED_FIELDS if field in entry]
-    if with_digests and DIGESTS_FIELD in entry:
-        clash.append(DIGESTS_FIELD)
-    if clash:
-        raise InvalidEntry(
-            f"field {clash[0]!r} is set by the ledger",
-            hint=f"rename it; {', '.join(RESERVED_FIELDS)} are reserved",
-        )
-    _check_domain(entry)
+    LeafTemplate.of(entry, {"_": "_"} if with_digests else None)
+
+
+_INDEX_MARK = "\x00custodes:index\x00"
+_TIME_MARK = "\x00custodes:recorded_at\x00"
+_INDEX_SLOT = b'"index":"\\u0000custodes:index\\u0000"'
+_TIME_SLOT = b'"recorded_at":"\\u0000custodes:recorded_at\\u0000"'
+
+
+@dataclass(frozen=True)
+class LeafTemplate:
+    """An entry canonicalised once, before its index and time are known.
+
+    The entry is canonicalised with marker values in ``index`` and ``recorded_at``; recording it
+    then only splices the two values in, so the work inside the write transaction is a few
+    concatenations, and a bad entry fails in its caller before it can spoil a shared batch.
+    """
+
+    parts: tuple[bytes, bytes, bytes] | None
+    index_first: bool
+    record: dict[str, Any]
+
+    @classmethod
+    def of(cls, entry: Any, digests: Mapping[str, str] | None = None) -> LeafTemplate:
+        if not isinstance(entry, Mapping):
+            raise InvalidEntry(f"an entry must be a JSON object, not {type(entry).__name__}")
+        clash = [field for field in RESERVED_FIELDS if field in entry]
+        if digests and DIGESTS_FIELD in entry:
+            clash.append(DIGESTS_FIELD)
+        if clash:
+            raise InvalidEntry(
+                f"field {clash[0]!r} is set by the ledger",
+                hint=f"rename it; {', '.join(RESERVED_FIELDS)} are reserved",
+            )
+        record = dict(entry)
+        record["index"] = _INDEX_MARK
+        record["recorded_at"] = _TIME_MARK
+        if digests:
+            record[DIGESTS_FIELD] = dict(digests)
+        out = canonical(record)
+        first, second = out.find(_INDEX_SLOT), out.find(_TIME_SLOT)
+        if (
+            first < 0
+            or second < 0
+            or out.count(b"\\u0000custodes:index\\u0000") != 1
+            or out.count(b"\\u0000custodes:recorded_at\\u0000") != 1
+        ):
+            return cls(None, True, record)  # the markers also occur in the entry itself
+        if first < second:
+            a, b = first + len(b'"index":'), second + len(b'"recorded_at":')
+            parts = (out[:a], out[first + len(_INDEX_SLOT) : b], out[second + len(_TIME_SLOT) :])
+            return cls(parts, True, record)
+        a, b = second + len(b'"recorded_at":'), first + len(b'"index":')
+        parts = (out[:a], out[second + len(_TIME_SLOT) : b], out[first + len(_INDEX_SLOT) :])
+        return cls(parts, False, record)
+
+    def leaf(self, index: int, recorded_at: str) -> bytes:
+        time_json = b'"' + recorded_at.encode("ascii") + b'"'
+        if self.parts is None:
+            record = dict(self.record, index=index, recorded_at=recorded_at)
+            return canonical(record)
+        head, mid, tail = self.parts
+        if self.index_first:
+            return head + str(index).encode() + mid + time_json + tail
+        return head + time_json + mid + str(index).encode() + tail
 
 
 def prepare_entry(
     entry: Mapping[str, Any], index: int, recorded_at: str, digests: Mapping[str, str] | None
 ) -> bytes:
-    """The leaf bytes of an entry, already validated, recorded at ``index``."""
-    record = dict(entry)
-    record["index"] = index
-    record["recorded_at"] = recorded_at
-    if digests:
-        record[DIGESTS_FIELD] = dict(digests)
-    return canonical(record)
+    """The leaf bytes of ``entry`` recorded at ``index`` at ``recorded_at``."""
+    return LeafTemplate.of(entry, digests).leaf(index, recorded_at)

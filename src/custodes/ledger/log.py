@@ -30,12 +30,11 @@ from custodes.ledger import merkle
 from custodes.ledger.checkpoint import Checkpoint
 from custodes.ledger.entry import (
     Entry,
+    LeafTemplate,
     Payload,
     make_payloads,
     payload_digest,
-    prepare_entry,
     recorded_at_now,
-    validate_entry,
 )
 from custodes.ledger.interface import LedgerMeta, NewEntry, Reader, Store
 from custodes.ledger.note import Signer, Verifier
@@ -82,7 +81,9 @@ class InclusionProof:
     root: bytes
 
     def verify(self) -> bool:
-        return merkle.verify_inclusion(self.index, self.size, self.leaf_hash, self.hashes, self.root)
+        return merkle.verify_inclusion(
+            self.index, self.size, self.leaf_hash, self.hashes, self.root
+        )
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,7 @@ class ConsistencyProof:
 
 @dataclass
 class _Pending:
-    entry: Mapping[str, Any]
-    digests: dict[str, str] | None
+    template: LeafTemplate
     payloads: list[Payload]
     receipt: Receipt | None = None
     error: BaseException | None = None
@@ -154,8 +154,10 @@ class Ledger:
         self._store = store
         self.meta: LedgerMeta = store.meta()
         self.verifier = Verifier.from_string(self.meta.verifier)
-        self._key_path = Path(key) if key is not None else (
-            Path(self.meta.key_path) if self.meta.key_path else None
+        self._key_path = (
+            Path(key)
+            if key is not None
+            else (Path(self.meta.key_path) if self.meta.key_path else None)
         )
         self._signer: Signer | None = None
         self._cv = threading.Condition()
@@ -216,7 +218,9 @@ class Ledger:
         return ledger
 
     @classmethod
-    def open(cls, db: str | os.PathLike[str], *, key: str | os.PathLike[str] | None = None) -> Ledger:
+    def open(
+        cls, db: str | os.PathLike[str], *, key: str | os.PathLike[str] | None = None
+    ) -> Ledger:
         return cls(open_store(db), key=key)
 
     def close(self) -> None:
@@ -303,11 +307,10 @@ class Ledger:
     def _pending(
         self, entry: Mapping[str, Any], payloads: Mapping[str, str | bytes] | None
     ) -> _Pending:
-        validate_entry(entry, with_digests=bool(payloads))
         if payloads:
             digests, records = make_payloads(payloads, keep=self.meta.keep_payloads)
-            return _Pending(entry, digests, records)
-        return _Pending(entry, None, [])
+            return _Pending(LeafTemplate.of(entry, digests), records)
+        return _Pending(LeafTemplate.of(entry), [])
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
@@ -319,7 +322,7 @@ class Ledger:
                 rows: list[NewEntry] = []
                 for offset, pending in enumerate(batch):
                     index = size + offset
-                    leaf = prepare_entry(pending.entry, index, recorded_at, pending.digests)
+                    leaf = pending.template.leaf(index, recorded_at)
                     rows.append(NewEntry(index, leaf, merkle.hash_leaf(leaf), pending.payloads))
                 created = merkle.append_nodes(size, known, [row.leaf_hash for row in rows])
                 new_size = size + len(rows)
@@ -377,7 +380,9 @@ class Ledger:
         if row is None:
             raise IndexOutOfRange(
                 f"entry {index} is out of range: the ledger holds {current} entries",
-                hint=f"give an index from 0 to {current - 1}" if current else "append entries first",
+                hint=f"give an index from 0 to {current - 1}"
+                if current
+                else "append entries first",
             )
         return Entry(index, row[0], row[1])
 
@@ -395,7 +400,9 @@ class Ledger:
             known = reader.nodes(ids)
         _require(known, ids, self.url)
         hashes = merkle.inclusion_proof_from(index, size, known)
-        return InclusionProof(index, size, known[(0, index)], tuple(hashes), _fold_root(size, known))
+        return InclusionProof(
+            index, size, known[(0, index)], tuple(hashes), _fold_root(size, known)
+        )
 
     def consistency(self, old: int, new: int | None = None) -> ConsistencyProof:
         """The consistency proof from the tree of ``old`` entries to the tree of ``new``."""
@@ -465,4 +472,3 @@ def _default_origin() -> str:
     import secrets
 
     return f"custodes.local/ledger/{secrets.token_hex(4)}"
-

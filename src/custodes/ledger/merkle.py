@@ -132,7 +132,9 @@ def inclusion_proof_nodes(index: int, size: int) -> list[NodeId]:
 
 
 def inclusion_proof_from(index: int, size: int, hashes: Mapping[NodeId, bytes]) -> list[bytes]:
-    return [range_hash_from(range_nodes(a, b), hashes) for a, b in _inclusion_ranges(index, 0, size)]
+    return [
+        range_hash_from(range_nodes(a, b), hashes) for a, b in _inclusion_ranges(index, 0, size)
+    ]
 
 
 def consistency_proof_nodes(old: int, new: int) -> list[NodeId]:

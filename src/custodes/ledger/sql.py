@@ -13,6 +13,7 @@ Queries are written with ``?`` placeholders; a dialect rewrites them once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -55,16 +56,14 @@ class _Tx:
         inner = [(level, idx) for level, idx in ids if level > 0]
         if leaves:
             marks = ",".join("?" * len(leaves))
-            for idx, digest in self._all(
-                f"SELECT idx, leaf_hash FROM entries WHERE idx IN ({marks})", leaves  # noqa: S608
-            ):
+            sql = f"SELECT idx, leaf_hash FROM entries WHERE idx IN ({marks})"  # noqa: S608
+            for idx, digest in self._all(sql, leaves):
                 found[(0, int(idx))] = bytes(digest)
         if inner:
             clause = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
             params = [v for node in inner for v in node]
-            for level, idx, digest in self._all(
-                f"SELECT level, idx, hash FROM nodes WHERE {clause}", params  # noqa: S608
-            ):
+            sql = f"SELECT level, idx, hash FROM nodes WHERE {clause}"  # noqa: S608
+            for level, idx, digest in self._all(sql, params):
                 found[(int(level), int(idx))] = bytes(digest)
         return found
 
@@ -290,10 +289,8 @@ class SqlStore:
     def close(self) -> None:
         with self._conns_lock:
             for conn in self._conns:
-                try:
+                with contextlib.suppress(Exception):  # closing is best effort
                     conn.close()
-                except Exception:  # noqa: S110 - closing is best effort
-                    pass
             self._conns.clear()
         self._local = threading.local()
         self._writer = None

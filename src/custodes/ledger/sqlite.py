@@ -84,7 +84,9 @@ class SqliteStore(SqlStore):
                     f"{self.path} is not a complete custodes ledger ({exc})",
                     hint="restore it from a backup, or give the right --db",
                 ) from exc
-            raise LedgerCorrupt(f"{self.path}: {exc}", hint="check the file and its folder") from exc
+            raise LedgerCorrupt(
+                f"{self.path}: {exc}", hint="check the file and its folder"
+            ) from exc
         except sqlite3.IntegrityError as exc:
             raise LedgerCorrupt(
                 f"{self.path}: rows collide with what custodes would write ({exc})",

@@ -153,7 +153,9 @@ def verify_ledger(
                 "they were added behind custodes' back"
             )
         if latest.root != root:
-            raise _fail("the latest checkpoint's root is not the root of the entries: history was rewritten")
+            raise _fail(
+                "the latest checkpoint's root is not the root of the entries: history was rewritten"
+            )
 
         earlier_size = None
         if checkpoint is not None and earlier is not None:
@@ -168,9 +170,8 @@ def verify_ledger(
                     f"the given checkpoint signs {earlier.size} entries but the ledger holds "
                     f"{size}: it was rolled back"
                 )
-            ids = (
-                merkle.consistency_proof_nodes(earlier.size, size)
-                + merkle.right_edge(earlier.size)
+            ids = merkle.consistency_proof_nodes(earlier.size, size) + merkle.right_edge(
+                earlier.size
             )
             known = reader.nodes(ids)
             old_root = merkle.range_hash_from(merkle.right_edge(earlier.size), known)
