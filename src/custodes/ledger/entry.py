@@ -96,9 +96,34 @@ def _safe_int(token: str) -> int:
 _read_back = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int).decode
 
 
+_MAX_DEPTH = 100
+
+
+def _depth(value: Any, limit: int) -> int:
+    if isinstance(value, Mapping):
+        items: Any = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return 0
+    if limit == 0:
+        return 1
+    return 1 + max((_depth(item, limit - 1) for item in items), default=0)
+
+
+def _check_depth(value: Any, text: str) -> None:
+    # Deep nesting would overflow the recursion of whoever reads the entry later (a verifier
+    # in a deeper stack); counting brackets first keeps the walk off the common path.
+    if text.count("[") + text.count("{") > _MAX_DEPTH and _depth(value, _MAX_DEPTH) > _MAX_DEPTH:
+        raise InvalidEntry(
+            f"entry is nested more than {_MAX_DEPTH} levels deep", hint="flatten the entry"
+        )
+
+
 def _fast_canonical(value: Any) -> bytes | None:
     try:
         text = _dumps(value)
+        _check_depth(value, text)
         out = text.encode("utf-8")
         if not out.isascii() and max(text) >= "\ue000":
             return None
@@ -114,6 +139,10 @@ def canonical(value: Mapping[str, Any]) -> bytes:
     fast = _fast_canonical(value)
     if fast is not None:
         return fast
+    if _depth(value, _MAX_DEPTH) > _MAX_DEPTH:
+        raise InvalidEntry(
+            f"entry is nested more than {_MAX_DEPTH} levels deep", hint="flatten the entry"
+        )
     try:
         out: bytes = rfc8785.dumps(value)
     except rfc8785.IntegerDomainError as exc:
@@ -235,7 +264,7 @@ class LeafTemplate:
         return cls(parts, False, record)
 
     def leaf(self, index: int, recorded_at: str) -> bytes:
-        time_json = b'"' + recorded_at.encode("ascii") + b'"'
+        time_json = json.dumps(recorded_at, ensure_ascii=False).encode("utf-8")
         if self.parts is None:
             record = dict(self.record, index=index, recorded_at=recorded_at)
             return canonical(record)

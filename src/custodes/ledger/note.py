@@ -198,8 +198,8 @@ def sign_note(text: str, *signers: Signer) -> str:
 
 def parse_note(message: str) -> Note:
     """Split a signed note into text and signatures without checking them."""
-    if any((ord(ch) < 0x20 and ch != "\n") or ch == "\ufffd" for ch in message):
-        raise MalformedNote("signed note holds a control character or invalid UTF-8")
+    if any(ord(ch) < 0x20 and ch != "\n" for ch in message):
+        raise MalformedNote("signed note holds a control character")
     split = message.rfind("\n\n")
     if split < 0:
         raise MalformedNote("signed note has no blank line before its signatures")

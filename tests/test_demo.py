@@ -1,0 +1,41 @@
+"""`make run`'s job: the demo records, signs and verifies, through the real console script."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+CUSTODES = str(Path(sys.executable).parent / "custodes")
+
+
+def test_demo_records_signs_and_verifies(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    done = subprocess.run(
+        [CUSTODES, "demo", "--dir", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "verified: 5 entries" in done.stdout
+    assert "— demo.custodes.local/ledger " in done.stdout
+    # The clear prompt of the demo's blocked request never reaches the report or the database.
+    assert "4111" not in done.stdout
+    db = folder / "ledger.db"
+    stored = [path for path in folder.iterdir() if path.is_file()]
+    assert db in stored
+    for path in stored:  # the database, its WAL and the key file
+        assert b"4111" not in path.read_bytes(), path
+    again = subprocess.run(
+        [CUSTODES, "ledger", "verify", "--db", str(db)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("ok: 5 entries verified")
+
+
+def test_demo_refuses_to_overwrite_a_ledger(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    first = subprocess.run([CUSTODES, "demo", "--dir", str(folder)], capture_output=True, timeout=120)
+    assert first.returncode == 0
+    second = subprocess.run(
+        [CUSTODES, "demo", "--dir", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 2
+    assert "already holds a custodes ledger" in second.stderr
+    assert "Traceback" not in second.stderr
