@@ -74,8 +74,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except click.exceptions.Exit as exc:
         code = exc.exit_code
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "custodes"
+        message = exc.format_message().rstrip(".")
+        click.echo(f"custodes: error: {message}; see `{where} --help`", err=True)
+        code = EXIT_USAGE
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"custodes: error: {exc.format_message()}", err=True)
         code = EXIT_USAGE
     except click.Abort:
         click.echo("custodes: aborted", err=True)

@@ -91,10 +91,37 @@ def init(db: str, key: Path | None, name: str | None, keep_payloads: bool) -> in
     return 0
 
 
-def _read_lines(stream: Any, out: queue.Queue[tuple[int, bytes] | None]) -> None:
+MAX_LINE = 16 << 20
+
+
+def _read_lines(fd: int, out: queue.Queue[tuple[int, bytes | None] | None]) -> None:
+    """Put ``(line number, line)`` for each stdin line, ``(n, None)`` for an overlong one.
+
+    Raw reads on the file descriptor, not sys.stdin: a daemon thread blocked inside a buffered
+    reader's lock makes the interpreter abort at exit when the command stops early.
+    """
+    parts: list[bytes] = []
+    held = 0
+    number = 0
     try:
-        for number, raw in enumerate(stream, 1):
-            out.put((number, raw))
+        while chunk := os.read(fd, 1 << 16):
+            pieces = chunk.split(b"\n")
+            for piece in pieces[:-1]:
+                number += 1
+                line = b"".join([*parts, piece]) if parts else piece
+                parts, held = [], 0
+                out.put((number, line))
+            tail = pieces[-1]
+            if tail:
+                parts.append(tail)
+                held += len(tail)
+                if held > MAX_LINE:
+                    out.put((number + 1, None))
+                    return
+        if parts:
+            out.put((number + 1, b"".join(parts)))
+    except OSError:
+        pass  # stdin closed under us: the end of input
     finally:
         out.put(None)
 
@@ -114,10 +141,10 @@ def append(db: str, key: Path | None) -> int:
     arrive together are committed together (group commit). A line that is not a JSON object
     stops the command with exit 2, after the valid lines before it were appended.
     """
-    lines: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=4 * _GROUP)
+    lines: queue.Queue[tuple[int, bytes | None] | None] = queue.Queue(maxsize=4 * _GROUP)
     with Ledger.open(db, key=key) as led:
         led.signer()  # fail on a missing or wrong key before reading anything
-        threading.Thread(target=_read_lines, args=(sys.stdin.buffer, lines), daemon=True).start()
+        threading.Thread(target=_read_lines, args=(sys.stdin.fileno(), lines), daemon=True).start()
         failure: UsageError | None = None
         finished = False
         while not finished and failure is None:
@@ -128,6 +155,12 @@ def append(db: str, key: Path | None) -> int:
                     finished = True
                     break
                 number, raw = item
+                if raw is None:
+                    failure = InvalidEntry(
+                        f"stdin line {number} is longer than {MAX_LINE >> 20} MiB",
+                        hint="record large payloads through the API, which keeps only digests",
+                    )
+                    break
                 try:
                     text = raw.decode("utf-8")
                     if text.strip():

@@ -151,7 +151,9 @@ def canonical(value: Mapping[str, Any]) -> bytes:
             hint="write such numbers as strings",
         ) from exc
     except rfc8785.FloatDomainError as exc:
-        raise InvalidEntry("entry holds NaN or an infinite number", hint="use a finite number") from exc
+        raise InvalidEntry(
+            "entry holds NaN or an infinite number", hint="use a finite number"
+        ) from exc
     except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise InvalidEntry(f"entry cannot be canonicalised: {exc}") from exc
     return out

@@ -25,6 +25,7 @@ from custodes.errors import (
     KeyMismatch,
     MalformedNote,
     UsageError,
+    VerificationError,
 )
 from custodes.ledger import merkle
 from custodes.ledger.checkpoint import Checkpoint
@@ -37,7 +38,7 @@ from custodes.ledger.entry import (
     recorded_at_now,
 )
 from custodes.ledger.interface import LedgerMeta, NewEntry, Reader, Store
-from custodes.ledger.note import Signer, Verifier
+from custodes.ledger.note import Signer, Verifier, parse_note
 
 __all__ = [
     "ConsistencyProof",
@@ -163,6 +164,7 @@ class Ledger:
         self._cv = threading.Condition()
         self._queue: list[_Pending] = []
         self._committing = False
+        self._tip: str | None = None  # the last checkpoint this process signed or checked
 
     # -- opening --
     @classmethod
@@ -195,7 +197,6 @@ class Ledger:
                     hint="leave out --name to use the key's name, or give another --key",
                 )
         else:
-            # Written only after the store is created, so a refused init leaves no stray key.
             signer = Signer.generate(name or _default_origin())
             created_key = True
         meta = LedgerMeta(
@@ -206,13 +207,15 @@ class Ledger:
             created_at=recorded_at_now(),
         )
         empty = Checkpoint(signer.name, 0, merkle.EMPTY_ROOT).sign(signer)
-        store.create(meta, empty)
         if created_key:
-            try:
-                _write_key_file(key_path, signer)
-            except BaseException:
-                store.close()
-                raise
+            _write_key_file(key_path, signer)
+        try:
+            store.create(meta, empty)
+        except BaseException:
+            if created_key:  # a refused init leaves no stray key behind
+                key_path.unlink(missing_ok=True)
+            store.close()
+            raise
         ledger = cls(store, key=key_path)
         ledger._signer = signer
         return ledger
@@ -317,7 +320,9 @@ class Ledger:
             signer = self.signer()
             with self._store.write() as tx:
                 size = tx.size()
-                known = tx.nodes(merkle.right_edge(size))
+                edge = merkle.right_edge(size)
+                known = tx.nodes(edge)
+                self._check_tip(tx.checkpoint(), size, edge, known)
                 recorded_at = recorded_at_now()
                 rows: list[NewEntry] = []
                 for offset, pending in enumerate(batch):
@@ -331,6 +336,7 @@ class Ledger:
                 root = _fold_root(new_size, known)
                 checkpoint = Checkpoint(self.origin, new_size, root).sign(signer)
                 tx.write(rows, created, new_size, checkpoint)
+            self._tip = checkpoint
         except BaseException as exc:
             for pending in batch:
                 pending.error = exc
@@ -339,6 +345,38 @@ class Ledger:
         for pending, row in zip(batch, rows, strict=True):
             pending.receipt = Receipt(row.index, row.leaf_hash)
             pending.done = True
+
+    def _check_tip(
+        self,
+        text: str | None,
+        size: int,
+        edge: Sequence[merkle.NodeId],
+        known: Mapping[merkle.NodeId, bytes],
+    ) -> None:
+        """Refuse to extend a tree that no longer matches its own signed checkpoint.
+
+        Otherwise a history rewritten behind custodes' back (nodes recomputed to match) would
+        be covered by the next genuine signature. The signature is checked only when another
+        writer signed since this process last did, which keeps single appends cheap.
+        """
+        _require(known, edge, self.url)
+        hint = "run `custodes ledger verify` to see what changed; nothing was appended"
+        if text is None:
+            raise VerificationError(f"{self.url} holds no signed checkpoint", hint=hint)
+        try:
+            if text == self._tip:
+                tip = Checkpoint.from_text(parse_note(text).text)
+            else:
+                tip = Checkpoint.open(text, self.verifier)
+        except MalformedNote as exc:
+            raise VerificationError(
+                f"the stored checkpoint is malformed ({exc.message})", hint=hint
+            ) from exc
+        if tip.origin != self.origin or tip.size != size or tip.root != _fold_root(size, known):
+            raise VerificationError(
+                "the stored tree does not match its signed checkpoint", hint=hint
+            )
+        self._tip = text
 
     # -- reading --
     def size(self) -> int:
@@ -453,8 +491,6 @@ class Ledger:
 def _require(known: Mapping[merkle.NodeId, bytes], ids: Sequence[merkle.NodeId], url: str) -> None:
     missing = [node for node in ids if node not in known]
     if missing:
-        from custodes.errors import VerificationError
-
         level, idx = missing[0]
         raise VerificationError(
             f"{url}: tree node (level {level}, index {idx}) is missing",

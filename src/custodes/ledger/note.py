@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -154,15 +155,20 @@ class Signer:
         b64 = base64.b64encode(bytes([_ALG_ED25519]) + self.seed).decode()
         return f"PRIVATE+KEY+{self.name}+{self.verifier().key_id:08x}+{b64}"
 
+    @cached_property
     def _private(self) -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(self.seed)
 
-    def verifier(self) -> Verifier:
-        public = self._private().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    @cached_property
+    def _verifier(self) -> Verifier:
+        public = self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return Verifier(self.name, public)
 
+    def verifier(self) -> Verifier:
+        return self._verifier
+
     def sign(self, message: bytes) -> bytes:
-        return self._private().sign(message)
+        return self._private.sign(message)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class PostgresStore(SqlStore):
             return psycopg.connect(self.url, autocommit=True)
         except psycopg.OperationalError as exc:
             raise LedgerNotFound(
-                f"cannot connect to {_redact(self.url)}: {str(exc).strip().splitlines()[0]}",
+                f"cannot connect to {_redact(self.url)}: {_first_line(exc)}",
                 hint="check the server is running and the URL's host, port, user and database",
             ) from exc
 
@@ -69,16 +69,16 @@ class PostgresStore(SqlStore):
             yield
         except psycopg.errors.UndefinedTable as exc:
             raise LedgerCorrupt(
-                f"{_redact(self.url)} is not a complete custodes ledger ({exc})",
+                f"{_redact(self.url)} is not a complete custodes ledger ({_first_line(exc)})",
                 hint="create one with `custodes ledger init --db …`",
             ) from exc
         except psycopg.OperationalError as exc:
             raise LedgerNotFound(
-                f"lost the connection to {_redact(self.url)}: {str(exc).strip()[:200]}",
+                f"lost the connection to {_redact(self.url)}: {_first_line(exc)}",
                 hint="check the server is running",
             ) from exc
         except psycopg.Error as exc:
-            raise LedgerCorrupt(f"{_redact(self.url)}: {str(exc).strip()[:200]}") from exc
+            raise LedgerCorrupt(f"{_redact(self.url)}: {_first_line(exc)}") from exc
 
 
 def _redact(url: str) -> str:
@@ -89,3 +89,9 @@ def _redact(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}@{host}"
     return url
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a driver message (PostgreSQL adds DETAIL, LINE and caret lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__

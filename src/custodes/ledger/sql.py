@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from custodes.errors import LedgerCorrupt
+from custodes.errors import LedgerCorrupt, VerificationError
 from custodes.ledger.entry import Payload
 from custodes.ledger.interface import LedgerMeta, NewEntry
 from custodes.ledger.merkle import NodeId
@@ -28,6 +28,24 @@ __all__ = ["SqlStore"]
 
 _SCHEMA_VERSION = "1"
 _BATCH = 2000
+
+
+def _blob(value: Any, what: str) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise VerificationError(
+        f"{what} holds a {type(value).__name__} where custodes stores bytes: "
+        "the database was edited outside custodes"
+    )
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise VerificationError(
+        f"{what} holds {value!r} where custodes stores a whole number: "
+        "the database was edited outside custodes"
+    )
 
 
 class _Tx:
@@ -44,7 +62,7 @@ class _Tx:
         rows = self._all("SELECT size FROM tree WHERE id = 1")
         if not rows:
             raise LedgerCorrupt(f"{self._store.url}: the tree row is missing")
-        return int(rows[0][0])
+        return _int(rows[0][0], "the tree size")
 
     def checkpoint(self) -> str | None:
         rows = self._all("SELECT checkpoint FROM tree WHERE id = 1")
@@ -58,18 +76,22 @@ class _Tx:
             marks = ",".join("?" * len(leaves))
             sql = f"SELECT idx, leaf_hash FROM entries WHERE idx IN ({marks})"  # noqa: S608
             for idx, digest in self._all(sql, leaves):
-                found[(0, int(idx))] = bytes(digest)
+                found[(0, _int(idx, "an entry index"))] = _blob(digest, f"entry {idx}'s leaf hash")
         if inner:
             clause = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
             params = [v for node in inner for v in node]
             sql = f"SELECT level, idx, hash FROM nodes WHERE {clause}"  # noqa: S608
             for level, idx, digest in self._all(sql, params):
-                found[(int(level), int(idx))] = bytes(digest)
+                found[(_int(level, "a node level"), _int(idx, "a node index"))] = _blob(
+                    digest, f"tree node (level {level}, index {idx})"
+                )
         return found
 
     def entry(self, index: int) -> tuple[bytes, bytes] | None:
         rows = self._all("SELECT leaf, leaf_hash FROM entries WHERE idx = ?", (index,))
-        return (bytes(rows[0][0]), bytes(rows[0][1])) if rows else None
+        if not rows:
+            return None
+        return _blob(rows[0][0], f"entry {index}"), _blob(rows[0][1], f"entry {index}'s leaf hash")
 
     def _paged(self, sql: str, start: int) -> Iterator[Any]:
         # Keyset pagination: bounded memory on any log size, and works inside one transaction.
@@ -79,12 +101,13 @@ class _Tx:
             yield from rows
             if len(rows) < _BATCH:
                 return
-            cursor = int(rows[-1][0]) + 1
+            cursor = _int(rows[-1][0], "an index") + 1
 
     def entries(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
         sql = "SELECT idx, leaf, leaf_hash FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?"
         for idx, leaf, digest in self._paged(sql, start):
-            yield int(idx), bytes(leaf), bytes(digest)
+            index = _int(idx, "an entry index")
+            yield index, _blob(leaf, f"entry {index}"), _blob(digest, f"entry {index}'s leaf hash")
 
     def level(self, level: int) -> Iterator[tuple[int, bytes]]:
         sql = (
@@ -92,7 +115,8 @@ class _Tx:
             "ORDER BY idx LIMIT ?"
         )
         for idx, digest in self._paged(sql, 0):
-            yield int(idx), bytes(digest)
+            index = _int(idx, "a node index")
+            yield index, _blob(digest, f"tree node (level {level}, index {index})")
 
     def payloads(self, index: int) -> list[Payload]:
         rows = self._all(

@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from custodes.errors import InvalidEntry, VerificationError
+from custodes.errors import InvalidEntry, MalformedNote, VerificationError
 from custodes.ledger import merkle
 from custodes.ledger.checkpoint import Checkpoint
 from custodes.ledger.entry import canonical
@@ -139,7 +139,12 @@ def verify_ledger(
         latest_text = reader.checkpoint()
         if latest_text is None:
             raise _fail("the ledger holds no signed checkpoint")
-        latest = Checkpoint.open(latest_text, trusted)
+        try:
+            latest = Checkpoint.open(latest_text, trusted)
+        except MalformedNote as exc:
+            raise _fail(
+                f"the stored checkpoint is malformed ({exc.message}): it was changed"
+            ) from exc
         if latest.origin != ledger.origin:
             raise _fail(f"the latest checkpoint is for {latest.origin!r}, not {ledger.origin!r}")
         if latest.size > size:
