@@ -10,6 +10,7 @@ shares no code with :mod:`custodes.ledger.entry`, whose fast ``json.dumps`` path
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import struct
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from custodes.ledger.entry import (
     payload_digest,
     prepare_entry,
     recorded_at_now,
+    template_from_line,
     validate_entry,
 )
 
@@ -549,3 +551,25 @@ def test_make_payloads_salts_hide_equal_contents() -> None:
 
 def test_make_payloads_empty() -> None:
     assert make_payloads({}, keep=True) == ({}, [])
+
+
+@PROPS
+@given(entries, st.integers(0, 2**53 - 1), timestamps)
+def test_template_from_line_matches_reference(
+    entry: dict[str, Any], index: int, recorded_at: str
+) -> None:
+    # The CLI's one-pass path: any JSON text of the entry (here Python's, with its own spacing,
+    # key order and escapes) gives the reference canonical leaf.
+    line = json.dumps(entry, ensure_ascii=bool(index % 2), indent=None if index % 3 else 1)
+    parsed = json.loads(line)
+    record = {**parsed, "index": index, "recorded_at": recorded_at}
+    leaf = template_from_line(line.replace("\n", " ")).leaf(index, recorded_at)
+    assert leaf == ref_jcs(record).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "line", ["[1]", "{", '{"a": NaN}', '{"a": 1, "a": 2}', '{"index": 1}', '{"n": 9007199254740992}']
+)
+def test_template_from_line_rejects(line: str) -> None:
+    with pytest.raises(InvalidEntry):
+        template_from_line(line)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from custodes.errors import InvalidEntry, MalformedNote, UsageError
-from custodes.ledger.entry import parse_entry_line, validate_entry
+from custodes.ledger.entry import LeafTemplate, template_from_line
 from custodes.ledger.log import Ledger
 from custodes.ledger.note import Verifier
 from custodes.ledger.verify import verify_ledger
@@ -148,7 +148,7 @@ def append(db: str, key: Path | None) -> int:
         failure: UsageError | None = None
         finished = False
         while not finished and failure is None:
-            batch: list[dict[str, Any]] = []
+            batch: list[LeafTemplate] = []
             item = lines.get()
             while True:
                 if item is None:
@@ -164,9 +164,7 @@ def append(db: str, key: Path | None) -> int:
                 try:
                     text = raw.decode("utf-8")
                     if text.strip():
-                        entry = parse_entry_line(text)
-                        validate_entry(entry)
-                        batch.append(entry)
+                        batch.append(template_from_line(text))
                 except UnicodeDecodeError:
                     failure = InvalidEntry(f"stdin line {number}: not UTF-8 text")
                     break

@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ __all__ = [
 log = logging.getLogger("custodes.ledger")
 
 _GROUP_MAX = 1024
+_LINGER_MAX = 0.002
 
 
 def open_store(db: str | os.PathLike[str]) -> Store:
@@ -161,9 +163,12 @@ class Ledger:
             else (Path(self.meta.key_path) if self.meta.key_path else None)
         )
         self._signer: Signer | None = None
-        self._cv = threading.Condition()
+        lock = threading.Lock()
+        self._cv = threading.Condition(lock)
         self._queue: list[_Pending] = []
         self._committing = False
+        self._arrived = threading.Condition(lock)  # wakes a lingering leader
+        self._last_batch = 0
         self._tip: str | None = None  # the last checkpoint this process signed or checked
 
     # -- opening --
@@ -267,14 +272,18 @@ class Ledger:
         pending = self._pending(entry, payloads)
         with self._cv:
             self._queue.append(pending)
+            self._arrived.notify()
             while not pending.done:
                 if self._committing:
                     self._cv.wait()
                     continue
                 self._committing = True
+                if self._last_batch > 1:
+                    self._linger()
                 batch = self._queue[:_GROUP_MAX]
                 del self._queue[:_GROUP_MAX]
                 self._cv.release()
+                self._last_batch = len(batch)
                 try:
                     self._commit(batch)
                 finally:
@@ -286,13 +295,31 @@ class Ledger:
         assert pending.receipt is not None
         return pending.receipt
 
+    def _linger(self) -> None:
+        """Hold the commit until as many appends wait as shared the last one (lock held).
+
+        Under concurrency, callers that just got their receipts append again a moment later;
+        waiting for them (at most a couple of milliseconds) lets them share this commit instead
+        of each paying for one. A lone caller never lingers: its last batch was one entry.
+        """
+        deadline = time.monotonic() + _LINGER_MAX
+        expected = min(self._last_batch, _GROUP_MAX)
+        while len(self._queue) < expected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._arrived.wait(remaining)
+
     def append_many(
         self,
-        entries: Sequence[Mapping[str, Any]],
+        entries: Sequence[Mapping[str, Any] | LeafTemplate],
         *,
         payloads: Sequence[Mapping[str, str | bytes] | None] | None = None,
     ) -> list[Receipt]:
-        """Append entries in one transaction, in order; all are durable when it returns."""
+        """Append entries in one transaction, in order; all are durable when it returns.
+
+        An entry may be given already canonicalised, as a :class:`LeafTemplate`.
+        """
         if payloads is not None and len(payloads) != len(entries):
             raise UsageError("append_many needs one payload mapping (or None) per entry")
         batch = [
@@ -308,8 +335,12 @@ class Ledger:
         return [p.receipt for p in batch if p.receipt is not None]
 
     def _pending(
-        self, entry: Mapping[str, Any], payloads: Mapping[str, str | bytes] | None
+        self, entry: Mapping[str, Any] | LeafTemplate, payloads: Mapping[str, str | bytes] | None
     ) -> _Pending:
+        if isinstance(entry, LeafTemplate):
+            if payloads:
+                raise UsageError("payloads go with a plain entry, not a prepared LeafTemplate")
+            return _Pending(entry, [])
         if payloads:
             digests, records = make_payloads(payloads, keep=self.meta.keep_payloads)
             return _Pending(LeafTemplate.of(entry, digests), records)

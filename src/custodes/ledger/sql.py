@@ -307,8 +307,12 @@ class SqlStore:
                     conn = self._writer = self.connect()
                 with self._conns_lock:
                     self._conns.append(conn)
-            with self._transaction(conn, self.begin_write, self.lock_write) as tx:
+            with self.exclusive(), self._transaction(conn, self.begin_write, self.lock_write) as tx:
                 yield tx
+
+    def exclusive(self) -> contextlib.AbstractContextManager[object]:
+        """Held around each write transaction; a dialect may queue writers here."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         with self._conns_lock:
