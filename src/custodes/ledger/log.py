@@ -69,10 +69,12 @@ def open_store(db: str | os.PathLike[str]) -> Store:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What an append returns once the entry is durable."""
+    """What an append returns once the entry is durable, and the signed tree that covers it."""
 
     index: int
     leaf_hash: bytes
+    tree_size: int = 0
+    root: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -374,7 +376,7 @@ class Ledger:
                 pending.done = True
             return
         for pending, row in zip(batch, rows, strict=True):
-            pending.receipt = Receipt(row.index, row.leaf_hash)
+            pending.receipt = Receipt(row.index, row.leaf_hash, new_size, root)
             pending.done = True
 
     def _check_tip(

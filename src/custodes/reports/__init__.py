@@ -1,0 +1,39 @@
+"""Report writers: one decision, several formats, the same facts in each.
+
+Reports go to stdout (or ``--output``); diagnostics go to stderr. No report holds protected text
+in clear: findings carry redacted previews and hashes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from custodes.engine import Decision
+
+__all__ = ["Format", "LedgerRef", "render"]
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True)
+class LedgerRef:
+    """Where the decision was recorded: its index and the tree root that covers it."""
+
+    index: int
+    root: str
+
+
+def render(
+    decision: Decision, fmt: Format, *, ledger: LedgerRef | None, color: bool = False
+) -> str:
+    if fmt is Format.JSON:
+        from custodes.reports.json_report import render_json
+
+        return render_json(decision, ledger=ledger)
+    from custodes.reports.text_report import render_text
+
+    return render_text(decision, ledger=ledger, color=color)
