@@ -41,7 +41,9 @@ def cli() -> None:
 def _register() -> None:
     from custodes.cli.demo import demo
     from custodes.cli.ledger import ledger
+    from custodes.cli.scan import scan
 
+    cli.add_command(scan)
     cli.add_command(ledger)
     cli.add_command(demo)
 

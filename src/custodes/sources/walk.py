@@ -26,6 +26,9 @@ from custodes.subject import Skipped, SkipReason, Subject, SubjectKind
 
 __all__ = ["walk"]
 
+# Git's object store, and custodes' own state (ledger, signing key, index): never content.
+_NEVER_WALKED = frozenset({".git", ".custodes"})
+
 _GITIGNORE = ".gitignore"
 _CHUNK = 64 * 1024
 
@@ -141,7 +144,7 @@ class _Walker:
         """The contents of ``folder`` still to walk, in sorted order."""
         try:
             with os.scandir(folder.path) as listing:
-                entries = [entry for entry in listing if entry.name != ".git"]
+                entries = [entry for entry in listing if entry.name not in _NEVER_WALKED]
         except OSError as exc:
             return [_Report(Skipped(folder.rel or ".", SkipReason.UNREADABLE, _reason(exc)))]
         rules = folder.rules

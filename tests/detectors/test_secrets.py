@@ -1,0 +1,434 @@
+"""The secret scanner: findings never leak, lines are right, overlaps resolve, big inputs finish."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+import string
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from secret_samples import (
+    B62,
+    B64,
+    HEX,
+    SAMPLES,
+    age_key,
+    github_token,
+    jwt,
+    pem,
+    rand,
+    uuid4,
+)
+
+from custodes.detectors import secrets
+from custodes.detectors.secret_rules import RULES
+from custodes.detectors.secrets import SecretMatch, redact, scan_subject, scan_text
+from custodes.subject import Subject, SubjectKind
+
+ALL_KEYWORDS = sorted({k for rule in RULES for k in rule.keywords})
+
+
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _ids(text: str, path: str = "") -> list[str]:
+    return [f.rule_id for f in scan_text(text, path=path)]
+
+
+# -- never the secret in clear ------------------------------------------------------------------
+
+
+def _positives() -> list[tuple[str, str, str]]:
+    out = []
+    for name, sample in sorted(SAMPLES.items()):
+        text, secret = sample.positive(random.Random("leak-" + name))
+        out.append((name, text, secret))
+    return out
+
+
+@pytest.mark.parametrize(("name", "text", "secret"), _positives(), ids=lambda v: str(v)[:30])
+def test_no_field_repr_or_str_holds_the_secret(name: str, text: str, secret: str) -> None:
+    findings = list(scan_text(text))
+    assert findings, name
+    for finding in findings:
+        shown = [repr(finding), str(finding)] + [
+            str(getattr(finding, f.name)) for f in dataclasses.fields(finding)
+        ]
+        for piece in shown:
+            assert secret not in piece
+        # Not even a large part of it: the preview shows at most 8 characters of it.
+        assert len(finding.preview.replace("…", "")) <= 8
+        assert finding.preview.count("…") == 1
+
+
+def test_preview_shows_a_known_prefix_and_the_last_four() -> None:
+    token = github_token(random.Random(1), "ghp_")
+    [finding] = scan_text(f"token: {token}\n")
+    assert finding.preview == f"ghp_…{token[-4:]}"
+    assert finding.sha256 == _sha(token)
+
+
+def test_generic_preview_shows_two_characters_at_most() -> None:
+    value = rand(random.Random(2), B62, 20) + "7f"
+    [finding] = scan_text(f'db_password = "{value}"\n')
+    assert finding.rule_id == "secret.generic-assignment"
+    assert finding.preview == "…7f"
+
+
+def test_redact_reveals_little_of_short_values() -> None:
+    assert redact("abcdefgh", shown_prefix=4) == "…"
+    assert redact("abcdefghijkl", shown_prefix=4) == "abc…"
+    assert redact("ghp_" + "a" * 32 + "WXYZ", shown_prefix=4) == "ghp_…WXYZ"
+    assert redact("x" * 40, shown_tail=2) == "…xx"
+
+
+def test_fingerprint_is_the_sha256_of_the_exact_value() -> None:
+    key = "AKIA" + rand(random.Random(3), "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+    [a] = scan_text(f"id={key}\n")
+    [b] = scan_text(f"other file\n\n  '{key}'")
+    assert a.sha256 == b.sha256 == _sha(key)
+
+
+# -- positions ------------------------------------------------------------------------------------
+
+
+def test_lines_and_columns_are_one_based_and_exact() -> None:
+    rng = random.Random(4)
+    gh, ak = github_token(rng, "ghp_"), "AKIA" + rand(rng, "QRSTUVWXYZ234567", 16)
+    text = f"first\n\nsecond {gh}\r\nthird\n\tx = '{ak}'\n"
+    found = list(scan_text(text))
+    assert [(f.rule_id, f.line, f.column, f.end_line) for f in found] == [
+        ("secret.github-personal-access-token", 3, 8, 3),
+        ("secret.aws-access-key-id", 5, 7, 5),
+    ]
+
+
+def test_a_multi_line_secret_spans_its_lines() -> None:
+    block = pem(random.Random(5), "EC PRIVATE KEY")
+    [finding] = scan_text("a\nb\n" + block + "\n")
+    assert (finding.rule_id, finding.line, finding.column) == ("secret.private-key", 3, 1)
+    assert finding.end_line == 3 + block.count("\n")
+
+
+def test_scan_subject_reports_original_line_numbers() -> None:
+    rng = random.Random(6)
+    gh = github_token(rng, "gho_")
+    hunk = Subject(
+        path="app/settings.py",
+        text=f"import os\n\nTOKEN = '{gh}'\n",
+        kind=SubjectKind.HUNK,
+        line_numbers=(10, 11, 57),
+    )
+    [finding] = scan_subject(hunk)
+    assert (finding.line, finding.end_line) == (57, 57)
+    shifted = Subject(path="x.py", text=f"\n{gh}\n", first_line=100)
+    [finding] = scan_subject(shifted)
+    assert finding.line == 101
+
+
+def test_scan_subject_maps_both_ends_of_a_block() -> None:
+    block = pem(random.Random(8), "OPENSSH PRIVATE KEY")
+    lines = block.count("\n") + 1
+    subject = Subject(
+        path="id", text=block, kind=SubjectKind.HUNK, line_numbers=tuple(range(200, 200 + lines))
+    )
+    [finding] = scan_subject(subject)
+    assert (finding.line, finding.end_line) == (200, 200 + lines - 1)
+
+
+def test_findings_come_in_text_order() -> None:
+    rng = random.Random(9)
+    tokens = [github_token(rng, "ghp_") for _ in range(5)]
+    text = "\n".join(f"t{i} = '{t}'" for i, t in enumerate(tokens))
+    assert [f.sha256 for f in scan_text(text)] == [_sha(t) for t in tokens]
+    assert [f.line for f in scan_text(text)] == [1, 2, 3, 4, 5]
+
+
+def test_offsets_survive_characters_whose_lower_case_is_longer() -> None:
+    # 'İ'.lower() is two characters; keyword offsets must still line up with the text.
+    gh = github_token(random.Random(19), "ghp_")
+    [finding] = scan_text(f"İİİ ßẞ {gh}")
+    assert (finding.rule_id, finding.column) == ("secret.github-personal-access-token", 8)
+
+
+def test_empty_and_blank_texts() -> None:
+    assert list(scan_text("")) == []
+    assert list(scan_text("\n\n   \n")) == []
+
+
+def test_private_keys_in_json_strings_and_legacy_encrypted_form() -> None:
+    rng = random.Random(20)
+    escaped = pem(rng, "EC PRIVATE KEY", sep="\\n")
+    legacy = (
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+        f"DEK-Info: AES-128-CBC,{rand(rng, HEX, 32).upper()}\n\n"
+        + "\n".join(rand(rng, B64, 64) for _ in range(10))
+        + "\n-----END RSA PRIVATE KEY-----"
+    )
+    text = f'{{"key": "{escaped}"}}\n{legacy}\n{pem(rng, "PRIVATE KEY")}\n'
+    found = list(scan_text(text))
+    assert [f.rule_id for f in found] == ["secret.private-key"] * 3
+    assert [f.sha256 for f in found][:2] == [_sha(escaped), _sha(legacy)]
+    assert found[1].line == 2
+
+
+# -- one finding per secret -----------------------------------------------------------------------
+
+
+def test_a_specific_rule_beats_the_generic_one() -> None:
+    rng = random.Random(10)
+    for text in (
+        f'GITHUB_TOKEN = "{github_token(rng, "ghp_")}"',
+        f'token = "{jwt(rng, {"alg": "RS256"})}"',
+        f"aws_secret_access_key = {rand(rng, B64, 40)}",
+        f"password = sk_live_{rand(rng, B62, 40)}",
+    ):
+        assert len(_ids(text)) == 1, text
+        assert _ids(text) != ["secret.generic-assignment"], text
+
+
+def test_a_recognised_but_rejected_format_silences_the_generic_rule() -> None:
+    # A ghp_ token with a wrong checksum is a fake GitHub token, not some generic secret.
+    rng = random.Random(11)
+    assert _ids(f'token = "{github_token(rng, "ghp_", valid=False)}"') == []
+    assert _ids('api_key = "AKIAIOSFODNN7EXAMPLE"') == []
+
+
+def test_the_same_secret_twice_is_two_findings() -> None:
+    gh = github_token(random.Random(12), "ghu_")
+    found = list(scan_text(f"{gh}\n{gh}\n"))
+    assert [f.line for f in found] == [1, 2]
+    assert found[0].sha256 == found[1].sha256
+
+
+# -- precision: things that are not secrets --------------------------------------------------------
+
+
+def _not_secrets() -> list[str]:
+    rng = random.Random(13)
+    return [
+        # documented examples
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "stripe.api_key = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'",
+        "curl -H 'Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3"
+        "ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJ"
+        "V_adQssw5c'",
+        # placeholders
+        'api_key = "<your-api-key>"',
+        "API_KEY=your_api_key_here",
+        "token: xxxxxxxxxxxxxxxxxxxxxxxx",
+        'password = "${DB_PASSWORD}"',
+        "password: $DB_PASSWORD",
+        'password: "{{ vault_db_password }}"',
+        'password = "%(password)s"',
+        'password = os.environ["DB_PASSWORD"]',
+        "const token = process.env.GITHUB_TOKEN;",
+        'password = "********************"',
+        "SECRET_KEY=REDACTED",
+        'token = "dummy"',
+        'password = "example"',
+        'password = "test"',
+        "password: changeme",
+        'auth_token = "replace_me_with_a_real_token"',
+        "GITHUB_TOKEN=ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "OPENAI_API_KEY=sk-proj-...",
+        # hashes, ids, integrity strings
+        f'sha256 = "{rand(rng, HEX, 64)}"',
+        f"checksum: {rand(rng, HEX, 40)}",
+        f'token_digest = "{rand(rng, HEX, 64)}"',
+        f'password_hash = "{rand(rng, HEX, 32)}"',
+        f'hashed_password = "$2b$12${rand(rng, B62, 53)}"',
+        f'request_token = "{uuid4(rng)}"',
+        f'"integrity": "sha512-{rand(rng, B64, 86)}=="',
+        f'session_token_url = "https://auth.example.com/{rand(rng, B62, 20)}"',
+        # public keys and certificates
+        pem(rng, "PUBLIC KEY"),
+        pem(rng, "RSA PUBLIC KEY"),
+        pem(rng, "CERTIFICATE"),
+        f"ssh-rsa AAAAB3NzaC1yc2E{rand(rng, B64, 370)} user@host",
+        f'public_key = "{rand(rng, B64, 43)}="',
+        # ordinary code around secret-looking names
+        "password = get_password(user)",
+        "token = self.token_provider.current_token",
+        "if len(password) < MIN_PASSWORD_LENGTH:",
+        "def check_token(token: str) -> bool:",
+        f"tokenizer_model = 'bert-base-{rand(rng, B62, 12)}'",
+        "author = 'Jane Doe <jane@example.org>'",
+        "secret_name = 'prod/db/credentials'",
+        "MYSQL_URL=mysql://root:<password>@localhost/app",
+        "postgres://postgres:postgres@localhost:5432/postgres",
+    ]
+
+
+@pytest.mark.parametrize("text", _not_secrets(), ids=lambda t: t[:40])
+def test_not_a_secret(text: str) -> None:
+    assert list(scan_text(text)) == []
+
+
+def test_lock_files_skip_the_generic_rule_only() -> None:
+    rng = random.Random(14)
+    generic = f'"authToken": "{rand(rng, B62, 24)}1"\n'
+    specific = f'"resolved": "https://npm.pkg.github.com/x?token={github_token(rng, "ghp_")}"\n'
+    for path in ("package-lock.json", "web/yarn.lock", "pnpm-lock.yaml", "a.tgz!pkg/Cargo.lock"):
+        assert _ids(generic, path) == []
+        assert _ids(specific, path) == ["secret.github-personal-access-token"]
+    assert _ids(generic, "config.json") == ["secret.generic-assignment"]
+
+
+# -- generic assignments --------------------------------------------------------------------------
+
+
+def _value(seed: int) -> str:
+    # Starts with a letter, like an identifier: unquoted env values often do.
+    return "k" + rand(random.Random(seed), B62, 20) + "9"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'password = "{v}"',
+        "password = '{v}'",
+        'db_password: "{v}"',
+        "db_password: {v}",
+        '"api_key": "{v}"',
+        "API_KEY={v}",
+        "export SECRET_TOKEN={v}",
+        "spring.datasource.password={v}",
+        "$config['db_password'] = '{v}';",
+        'client_secret := "{v}"',
+        "'auth_token' => '{v}',",
+        "<password>{v}</password>",
+        "const apiKey = `{v}`;",
+        "Authorization: Bearer {v}",
+        "headers = {{'X-Api-Key': '{v}'}}",
+        "--password={v} --verbose",
+    ],
+)
+def test_generic_assignment_forms(template: str) -> None:
+    value = _value(15)
+    found = list(scan_text(template.format(v=value)))
+    assert [(f.rule_id, f.sha256) for f in found] == [("secret.generic-assignment", _sha(value))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password = db_password",
+        "token = self.token",
+        "api_key = API_KEY_FROM_ENVIRONMENT",
+        "secret = settings.SECRET_KEY",
+        "auth = oauth2_client_instance",
+        "password = get_password(user)",
+        "token = tokens[index_of_the_token]",
+    ],
+)
+def test_unquoted_code_references_are_not_values(text: str) -> None:
+    assert _ids(text) == []
+
+
+def test_generic_rule_needs_the_name_not_just_entropy() -> None:
+    value = _value(16)
+    for text in (f'x = "{value}"', f"description: {value}", f"{value}\n", f"id = '{value}'"):
+        assert _ids(text) == [], text
+
+
+def test_generic_rule_needs_entropy_and_length() -> None:
+    assert _ids('password = "aaaabbbbaaaabbbb1"') == []  # a pattern
+    assert _ids('password = "Summer2024"') == []  # shorter than 12
+    assert _ids('api_key = "abcdEFGH1234ij"') == []  # shorter than 16 for a non-password
+    assert _ids('password = "correcthorsebatterystaple"') == []  # words, no digit or symbol
+
+
+# -- large inputs ---------------------------------------------------------------------------------
+
+
+def _minified(rng: random.Random, size: int) -> str:
+    """A single line that looks like a minified bundle, now and then naming secret-ish things."""
+    words = ["fn", "ret", "n", "el", "cb", "ctx", "opts", "val", "idx", "node"]
+    secretish = ["token", "password", "apiKey", "secret", "auth", "key-up", "pat", "sk-"]
+    parts, total = [], 0
+    while total < size:
+        w = rng.choice(secretish) if rng.random() < 0.05 else rng.choice(words)
+        part = f'var {w}{rng.randrange(999)}="{rand(rng, B62, rng.randrange(4, 12))}";'
+        parts.append(part)
+        total += len(part)
+    return "".join(parts)
+
+
+def test_a_multi_megabyte_single_line_finishes_and_finds_the_planted_keys() -> None:
+    rng = random.Random(17)
+    gh, age = github_token(rng, "ghp_"), age_key(rng)
+    body = _minified(rng, 6_000_000)
+    middle = len(body) // 2
+    text = body[:middle] + f'a="{gh}";' + body[middle:] + f"/*{age}*/"
+    found = list(scan_text(text))
+    assert [(f.rule_id, f.line) for f in found] == [
+        ("secret.github-personal-access-token", 1),
+        ("secret.age-secret-key", 1),
+    ]
+    assert found[0].column == middle + 4
+
+
+def test_many_long_lines_finish_and_find_the_key_on_the_right_line() -> None:
+    rng = random.Random(18)
+    lines = [_minified(rng, 20_000) for _ in range(300)]
+    key = "AKIA" + rand(rng, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+    lines[271] += f";k='{key}'"
+    [finding] = scan_text("\n".join(lines))
+    assert (finding.rule_id, finding.line) == ("secret.aws-access-key-id", 272)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "-----BEGIN RSA PRIVATE KEY-----\n",  # never closed
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----\n",
+        "PuTTY-User-Key-File-3: ssh-rsa\n",
+        "eyJ" + "a" * 50 + ".",  # never a third part
+        "password=" + "a1" * 30,
+        "sv=2020-01-01&" * 3,
+        "ghp_" * 10,
+        "postgres://u:",
+    ],
+)
+def test_adversarial_repetition_stays_linear(unit: str) -> None:
+    # Bounded quantifiers: a keyword repeated without a match costs at most max_len each.
+    text = unit * (300_000 // len(unit))
+    assert isinstance(list(scan_text(text)), list)
+
+
+# -- properties -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=string.printable, max_size=500))
+def test_text_without_any_keyword_has_no_findings(text: str) -> None:
+    lowered = text.lower()
+    assume(not any(k in lowered for k in ALL_KEYWORDS))
+    assert list(scan_text(text)) == []
+
+
+_FRAGMENTS = [*ALL_KEYWORDS, "=", ": ", '"', "'", "\n", " ", "-----", ".", "@", "://", "_"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_FRAGMENTS),
+            st.text(alphabet=B62 + "+/=_-.", min_size=1, max_size=60),
+        ),
+        max_size=60,
+    )
+)
+def test_searching_near_keywords_equals_searching_everywhere(parts: list[str]) -> None:
+    text = "".join(parts)
+    windowed = secrets._scan(text, "", RULES, windowed=True)
+    assert windowed == secrets._scan(text, "", RULES, windowed=False)
+    for finding in windowed:
+        assert isinstance(finding, SecretMatch)
