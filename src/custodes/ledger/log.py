@@ -186,7 +186,7 @@ class Ledger:
         """Create a ledger at ``db`` and its signing key (or take the existing key ``key``)."""
         store = open_store(db)
         if key is None:
-            if not isinstance_sqlite(store):
+            if not _is_sqlite(store):
                 raise UsageError(
                     "a PostgreSQL ledger needs --key FILE for its signing key",
                     hint="give a path where custodes creates the key, or an existing key file",
@@ -284,8 +284,8 @@ class Ledger:
                     self._linger()
                 batch = self._queue[:_GROUP_MAX]
                 del self._queue[:_GROUP_MAX]
-                self._cv.release()
                 self._last_batch = len(batch)
+                self._cv.release()
                 try:
                     self._commit(batch)
                 finally:
@@ -531,7 +531,7 @@ def _require(known: Mapping[merkle.NodeId, bytes], ids: Sequence[merkle.NodeId],
         )
 
 
-def isinstance_sqlite(store: Store) -> bool:
+def _is_sqlite(store: Store) -> bool:
     from custodes.ledger.sqlite import SqliteStore
 
     return isinstance(store, SqliteStore)

@@ -17,6 +17,7 @@ __all__ = ["Format", "LedgerRef", "render"]
 class Format(StrEnum):
     TEXT = "text"
     JSON = "json"
+    SARIF = "sarif"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ def render(
         from custodes.reports.json_report import render_json
 
         return render_json(decision, ledger=ledger)
+    if fmt is Format.SARIF:
+        from custodes.reports.sarif_report import render_sarif
+
+        return render_sarif(decision, ledger=ledger)
     from custodes.reports.text_report import render_text
 
     return render_text(decision, ledger=ledger, color=color)

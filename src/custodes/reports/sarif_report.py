@@ -1,0 +1,155 @@
+"""The SARIF 2.1.0 report: what GitHub code scanning and other SARIF viewers read.
+
+One run, one rule per distinct rule id, one result per finding. A result's
+``partialFingerprints`` hold the finding's identity (rule + path + hash of what matched), never a
+line number, so an alert survives unrelated edits above it. Like every report, no secret in clear:
+results carry the redacted preview and the SHA-256 only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from custodes import __version__
+from custodes.engine import Decision
+from custodes.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from custodes.reports import LedgerRef
+
+__all__ = ["FINGERPRINT_KEY", "SARIF_SCHEMA", "render_sarif", "sarif_level", "sarif_uri"]
+
+SARIF_SCHEMA = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
+FINGERPRINT_KEY = "custodes/v1"
+
+_LEVELS = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "note",
+}
+# GitHub's scale: 9.0 and above critical, 7.0 high, 4.0 medium, above 0 low.
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.5",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.5",
+    Severity.LOW: "3.0",
+    Severity.INFO: "0.0",
+}
+# RFC 3986 pchar less ":" (a colon in a first segment would read as a scheme) plus "/"; "!" — the
+# archive member separator — is a sub-delim and stays as it is. Everything else is percent-encoded
+# as UTF-8, "%" included.
+_URI_SAFE = "/!$&'()*+,;=@-._~"
+
+
+def sarif_level(severity: Severity) -> str:
+    return _LEVELS[severity]
+
+
+def sarif_uri(path: str) -> str:
+    """A finding path as a URI reference: ``pkg.tgz!package/a b.js`` → ``pkg.tgz!package/a%20b.js``."""
+    return quote(path.replace("\\", "/"), safe=_URI_SAFE)
+
+
+def _rule(finding: Finding) -> dict[str, Any]:
+    return {
+        "id": finding.rule,
+        "shortDescription": {"text": finding.message},
+        "defaultConfiguration": {"level": sarif_level(finding.severity)},
+        "properties": {
+            "security-severity": _SECURITY_SEVERITY[finding.severity],
+            "tags": ["security"],
+        },
+    }
+
+
+def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": sarif_uri(finding.path)}}
+    if finding.start_line >= 1:
+        physical["region"] = {
+            "startLine": finding.start_line,
+            "endLine": max(finding.end_line, finding.start_line),
+        }
+    properties: dict[str, Any] = {"kind": finding.kind, "severity": finding.severity.value}
+    if finding.preview is not None:
+        properties["preview"] = finding.preview
+        properties["sha256"] = finding.match_hash
+    if finding.source is not None:
+        properties["source"] = {
+            "collection": finding.source.collection,
+            "path": finding.source.path,
+            "start_line": finding.source.start_line,
+            "end_line": finding.source.end_line,
+        }
+    if finding.similarity is not None:
+        properties["similarity"] = round(finding.similarity, 4)
+    if finding.controls:
+        properties["controls"] = list(finding.controls)
+    return {
+        "ruleId": finding.rule,
+        "ruleIndex": rule_index,
+        "level": sarif_level(finding.severity),
+        "message": {"text": finding.message},
+        "locations": [{"physicalLocation": physical}],
+        "partialFingerprints": {FINGERPRINT_KEY: finding.id},
+        "properties": properties,
+    }
+
+
+def render_sarif(decision: Decision, *, ledger: LedgerRef | None) -> str:
+    rules: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
+    results: list[dict[str, Any]] = []
+    for finding in decision.findings:
+        if finding.rule not in index:
+            index[finding.rule] = len(rules)
+            rules.append(_rule(finding))
+        results.append(_result(finding, index[finding.rule]))
+    notifications = [
+        {
+            "level": "note",
+            "message": {
+                "text": f"not scanned: {s.reason.value}" + (f" ({s.detail})" if s.detail else "")
+            },
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(s.path)}}}],
+        }
+        for s in decision.skipped
+    ]
+    invocation: dict[str, Any] = {"executionSuccessful": True}
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    run_properties: dict[str, Any] = {
+        "passed": decision.passed,
+        "score": decision.score,
+        "reasons": list(decision.reasons),
+        "scanned": decision.scanned,
+        "skipped": len(decision.skipped),
+    }
+    if ledger is not None:
+        run_properties["ledger"] = {"index": ledger.index, "root": ledger.root}
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "custodes",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": rules,
+                    }
+                },
+                "invocations": [invocation],
+                "results": results,
+                "columnKind": "unicodeCodePoints",
+                "properties": run_properties,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
