@@ -14,7 +14,8 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[all,dev]'
 
-# The main job on the bundled demo: a fresh ledger, the demo decisions appended,
+# The main job on the bundled demo: a demo repository scanned (a key in the code, another in a
+# release tarball's source map), the verdict and the demo decisions recorded in a fresh ledger,
 # the signed checkpoint printed and the whole ledger verified.
 run: install
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)

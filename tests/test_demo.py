@@ -1,5 +1,6 @@
 """`make run`'s job: the demo records, signs and verifies, through the real console script."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,21 @@ def test_demo_records_signs_and_verifies(tmp_path: Path) -> None:
         [CUSTODES, "demo", "--dir", str(folder)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert "verified: 5 entries" in done.stdout
+    assert "verified: 6 entries" in done.stdout
+    # The scan of the demo repository finds the key in the code and the one inside the
+    # published package's source map, and fails the gate.
+    assert "src/billing.py:5  secret.aws-access-key-id" in done.stdout
+    assert (
+        "release/acme-cli-1.0.0.tgz!package/dist/cli.js.map!acme-cli/src/config.ts:1  "
+        "secret.stripe-secret-key"
+    ) in done.stdout
+    assert "FAILED  score 25/100" in done.stdout
+    planted = re.findall(
+        r"AKIA[A-Z2-7]{16}|sk_live_[A-Za-z0-9]{32}",
+        (folder / "repo" / "src" / "billing.py").read_text(),
+    )
+    assert len(planted) == 1
+    assert planted[0] not in done.stdout
     assert "— demo.custodes.local/ledger " in done.stdout
     # The clear prompt of the demo's blocked request never reaches the report or the database.
     assert "4111" not in done.stdout
@@ -22,11 +37,12 @@ def test_demo_records_signs_and_verifies(tmp_path: Path) -> None:
     assert db in stored
     for path in stored:  # the database, its WAL and the key file
         assert b"4111" not in path.read_bytes(), path
+        assert planted[0].encode() not in path.read_bytes(), path
     again = subprocess.run(
         [CUSTODES, "ledger", "verify", "--db", str(db)], capture_output=True, text=True, timeout=60
     )
     assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith("ok: 5 entries verified")
+    assert again.stdout.startswith("ok: 6 entries verified")
 
 
 def test_demo_refuses_to_overwrite_a_ledger(tmp_path: Path) -> None:

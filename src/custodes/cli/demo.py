@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import secrets
+import shutil
+import string
+import tarfile
 from importlib import resources
 from pathlib import Path
 
@@ -12,6 +17,62 @@ from custodes.ledger.log import Ledger
 from custodes.ledger.verify import verify_ledger
 
 __all__ = ["demo"]
+
+
+def _fake(prefix: str, alphabet: str, length: int) -> str:
+    # Generated at run time so that no credential-shaped literal lives in custodes' own source.
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _build_demo_repo(repo: Path) -> None:
+    """A small repository with what the gate exists to catch, made fresh for each run."""
+    (repo / "src").mkdir(parents=True)
+    (repo / "release").mkdir()
+    aws = _fake("AKIA", "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+    stripe = _fake("sk_live_", string.ascii_letters + string.digits, 32)
+    (repo / "src" / "billing.py").write_text(
+        "import boto3\n\n\n"
+        "def client():\n"
+        f'    return boto3.client("s3", aws_access_key_id="{aws}")\n'
+    )
+    (repo / "src" / "app.py").write_text("def main() -> None:\n    print('hello')\n")
+    (repo / ".gitignore").write_text("build/\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "cache.txt").write_text("ignored by .gitignore\n")
+    # The 2026 leak in miniature: a published npm package whose source map carries the
+    # original sources, one of them holding a live payment key.
+    original = f'export const stripeKey = "{stripe}";\nexport const retries = 3;\n'
+    source_map = {
+        "version": 3,
+        "file": "cli.js",
+        "sources": ["webpack://acme-cli/./src/config.ts"],
+        "sourcesContent": [original],
+        "mappings": "",
+    }
+    members = {
+        "package/package.json": b'{"name": "acme-cli", "version": "1.0.0"}\n',
+        "package/dist/cli.js": b"console.log('acme');\n//# sourceMappingURL=cli.js.map\n",
+        "package/dist/cli.js.map": json.dumps(source_map).encode(),
+    }
+    with tarfile.open(repo / "release" / "acme-cli-1.0.0.tgz", "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _demo_scan(repo: Path, led: Ledger) -> None:
+    from custodes import __version__
+    from custodes.detectors.secrets_detector import SecretsDetector
+    from custodes.engine import Gate, run
+    from custodes.reports import Format, LedgerRef, render
+    from custodes.sources import walk
+
+    decision = run(walk(repo), [SecretsDetector()], Gate())
+    receipt = led.append(decision.ledger_entry(door="scan", targets=["repo"], version=__version__))
+    click.secho(f"$ custodes scan {repo}", bold=True)
+    report = render(decision, Format.TEXT, ledger=LedgerRef(receipt.index, receipt.root.hex()))
+    click.echo(report)
 
 
 def _demo_decisions() -> list[dict[str, object]]:
@@ -29,11 +90,21 @@ def _demo_decisions() -> list[dict[str, object]]:
     help="Folder for the demo ledger and its key (created if missing; must hold no ledger).",
 )
 def demo(folder: Path) -> int:
-    """Record the bundled demo decisions in a fresh ledger, then prove and verify it."""
+    """Scan a demo repository, record the demo decisions, then prove and verify the ledger.
+
+    The demo repository is made fresh in DIR/repo: an AWS key in the code, and a release
+    tarball whose source map carries a live payment key in its original sources. The scan's
+    verdict is the ledger's first entry; the guard and review decisions follow.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "ledger.db"
     decisions = _demo_decisions()
     with Ledger.create(db, name="demo.custodes.local/ledger", keep_payloads=False) as led:
+        repo = folder / "repo"
+        if repo.exists():
+            shutil.rmtree(repo)
+        _build_demo_repo(repo)
+        _demo_scan(repo, led)
         click.secho(f"ledger {led.origin} at {db}", bold=True)
         prompt = "Charge card 4111 1111 1111 1111 for the renewal"
         for decision in decisions:
