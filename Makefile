@@ -31,9 +31,12 @@ typecheck: install
 test: install lint typecheck
 	$(BIN)/pytest
 
+# The benchmarks beside their peers (pymerkle; gitleaks, kingfisher, detect-secrets): see
+# benchmarks/BENCHMARKS.md. The secrets run installs its peers into benchmarks/.work/.
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/ledger_bench.py
+	$(BIN)/python benchmarks/secrets_bench.py
 
 clean:
 	rm -rf $(VENV) .custodes .pytest_cache .mypy_cache .ruff_cache .hypothesis
