@@ -15,6 +15,7 @@ they do expose an account's test data, and a policy can drop ``low`` if it wishe
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Callable
@@ -250,7 +251,35 @@ def _generic_ok(match: re.Match[str]) -> bool:
         return False
     if match.group("sep") == ">" and not _is_xml_element(match):
         return False  # <password>@host… is a URI template, not <password>…</password>
-    return checks.generic_value_ok(name, match.group("secret"), quoted=match.group("q") is not None)
+    value = match.group("secret")
+    if value.lower().startswith(_provider_prefixes()):
+        return False  # a provider's format: its own rule matched it, or it is not one
+    return checks.generic_value_ok(name, value, quoted=match.group("q") is not None)
+
+
+@functools.cache
+def _provider_prefixes() -> tuple[str, ...]:
+    """Lower-case prefixes that mark a value as some provider's format.
+
+    Taken from the specific rules' keywords that are token prefixes (``ghp_``, ``sk_live_``,
+    ``xoxb-`` …), plus a few that their rules spell without a separator. A value in such a format
+    that its own rule did not report (wrong length, bad checksum) is not a credential of that
+    kind, and the generic rule must not report it in that rule's place. Mapbox ``pk.`` tokens are
+    public by design.
+    """
+    prefixes = {"akia", "asia", "abia", "acca", "aiza", "dapi", "iqojb3jpz2lux2vj", "pk.eyj"}
+    for rule in RULES:
+        if rule.id == "secret.generic-assignment":
+            continue
+        for keyword in rule.keywords:
+            if _TOKEN_PREFIX.fullmatch(keyword) and keyword not in _NOT_PREFIXES:
+                prefixes.add(keyword)
+    return tuple(sorted(prefixes))
+
+
+_TOKEN_PREFIX = re.compile(r"[a-z][a-z0-9]*(?:[_\-.][a-z0-9]+)*[_\-.]")
+# "sk-" is shared by many providers (OpenAI, DeepSeek …): the generic rule stays their fallback.
+_NOT_PREFIXES = frozenset({"cf-", "cf_", "key-", "secret_", "sk-", "v1.0-"})
 
 
 _HEX_KEY = _random(3.0)
