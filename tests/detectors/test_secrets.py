@@ -440,7 +440,7 @@ def test_generic_rule_leaves_provider_formats_to_their_own_rules() -> None:
     near_miss = "ghp_" + "aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI2k"[:35]
     assert list(scan_text(f'token = "{near_miss}"\n')) == []
     # Mapbox public tokens are meant to ship to browsers.
-    mapbox = "pk.eyJ1IjoiZXhhbXBsZSIsImEiOiJjbGZ4eTEyMzQifQ.q8Zt3Lw9XkP2rV7mN4bC1d"
+    mapbox = "pk.eyJ1IjoiZXhhbXBsZSIsImEiOiJjbGZ4eTEyMzQifQ.8q8Zt3Lw9XkP2rV7mN4bC1d"
     assert list(scan_text(f"MAPBOX_TOKEN: {mapbox}\n")) == []
     # "sk-" is too common a prefix to silence: an unknown provider's key is still caught.
     other = "sk-" + "9f3a7c1e5b2d8f4a6c0e1b7d3f9a5c2e"
