@@ -9,7 +9,7 @@ from custodes import __version__
 from custodes.engine import Decision
 from custodes.findings import Finding
 
-__all__ = ["finding_json", "render_json"]
+__all__ = ["finding_details", "finding_json", "render_json"]
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
@@ -23,6 +23,13 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "id": finding.id,
     }
+    out.update(finding_details(finding))
+    return out
+
+
+def finding_details(finding: Finding) -> dict[str, Any]:
+    """The optional facts of a finding, shared by the JSON and SARIF reports."""
+    out: dict[str, Any] = {}
     if finding.preview is not None:
         out["preview"] = finding.preview
         out["sha256"] = finding.match_hash

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from custodes import __version__
 from custodes.engine import Decision
 from custodes.findings import Finding, Severity
+from custodes.reports.json_report import finding_details
 
 if TYPE_CHECKING:
     from custodes.reports import LedgerRef
@@ -76,20 +77,7 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
             "endLine": max(finding.end_line, finding.start_line),
         }
     properties: dict[str, Any] = {"kind": finding.kind, "severity": finding.severity.value}
-    if finding.preview is not None:
-        properties["preview"] = finding.preview
-        properties["sha256"] = finding.match_hash
-    if finding.source is not None:
-        properties["source"] = {
-            "collection": finding.source.collection,
-            "path": finding.source.path,
-            "start_line": finding.source.start_line,
-            "end_line": finding.source.end_line,
-        }
-    if finding.similarity is not None:
-        properties["similarity"] = round(finding.similarity, 4)
-    if finding.controls:
-        properties["controls"] = list(finding.controls)
+    properties.update(finding_details(finding))
     return {
         "ruleId": finding.rule,
         "ruleIndex": rule_index,
