@@ -10,6 +10,7 @@ one character short, a placeholder, a documented example, a public key.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import string
@@ -18,6 +19,8 @@ import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 B62 = string.ascii_letters + string.digits
 B64 = B62 + "+/"
@@ -149,6 +152,15 @@ def env(name: str, secret: str) -> Positive:
 
 def code(name: str, secret: str) -> Positive:
     return f'client = Client(\n    {name}="{secret}",\n)\n', secret
+
+
+def note_signer(rng: random.Random) -> str:
+    """A Go sumdb/note signing key, built from the format (not by the code under test)."""
+    name = "audit.acme.internal/" + "".join(rng.choice("abcdefgh") for _ in range(6))
+    seed = rng.randbytes(32)
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+    key_id = hashlib.sha256(name.encode() + b"\n\x01" + public).digest()[:4].hex()
+    return f"PRIVATE+KEY+{name}+{key_id}+" + base64.b64encode(b"\x01" + seed).decode()
 
 
 def plain(secret: str, before: str = "value: ", after: str = "\n") -> Positive:
@@ -592,6 +604,16 @@ SAMPLES: dict[str, Sample] = {
         lambda r: [
             (lambda k: k[:-1] + ("Q" if k[-1] != "Q" else "P"))(age_key(r)),  # bad checksum
             "age1" + bech32_encode("age", r.randbytes(32))[4:],  # a public recipient
+        ],
+    ),
+    "signed-note-signing-key": Sample(
+        lambda r: plain(note_signer(r), "LEDGER_KEY="),
+        lambda r: [
+            # A key id that does not match the name and key: not a key pair anyone made.
+            (lambda p: "+".join([*p[:3], f"{int(p[3], 16) ^ 1:08x}", p[4]]))(
+                note_signer(r).split("+", 4)
+            ),
+            note_signer(r).removeprefix("PRIVATE+KEY+"),  # shaped like a public verifier key
         ],
     ),
     # -- tokens

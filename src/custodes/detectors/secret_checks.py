@@ -28,6 +28,7 @@ __all__ = [
     "is_uuid",
     "jwt_ok",
     "name_words",
+    "note_signer_ok",
     "pem_body_ok",
     "shannon_entropy",
 ]
@@ -196,6 +197,18 @@ def _bech32_polymod(values: list[int]) -> int:
             if (top >> i) & 1:
                 chk ^= gen
     return chk
+
+
+def note_signer_ok(value: str) -> bool:
+    """Whether ``value`` is a signed-note signing key whose key id matches its name and key."""
+    from custodes.errors import MalformedNote
+    from custodes.ledger.note import Signer
+
+    try:
+        Signer.from_string(value)
+    except MalformedNote:
+        return False
+    return True
 
 
 def bech32_ok(value: str) -> bool:

@@ -1039,6 +1039,16 @@ _PRIVATE_KEYS = (
         r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",
         validate=_on_secret(checks.bech32_ok),
     ),
+    _token(
+        "signed-note-signing-key",
+        "Signing key of a transparency log or signed notes (Go sumdb/note, custodes ledger)",
+        C,
+        ("private+key+",),
+        r"PRIVATE\+KEY\+[^\s+]{1,128}\+[0-9a-f]{8}\+[A-Za-z0-9+/]{43}[A-Za-z0-9+/=]",
+        validate=_on_secret(checks.note_signer_ok),
+        # The key id proves a real key pair; a log named example.com is still a real key.
+        check_placeholder=False,
+    ),
 )
 
 _TOKENS = (
