@@ -161,6 +161,23 @@ def _row(db: str, index: int) -> tuple[bytes, bytes]:
     return bytes(leaf), bytes(digest)
 
 
+def _rewrite_entry_and_nodes(db: str, index: int) -> None:
+    """Forge entry ``index`` and recompute its leaf hash and every node above it."""
+    leaf = _forged_leaf(db, index)
+    _sql(
+        db,
+        "UPDATE entries SET leaf = ?, leaf_hash = ? WHERE idx = ?",
+        (leaf, leaf_hash(leaf), index),
+    )
+    row = [bytes(h) for (h,) in _sql(db, "SELECT leaf_hash FROM entries ORDER BY idx")]
+    level = 0
+    while len(row) >= 2:
+        level += 1
+        row = [node_hash(row[2 * i], row[2 * i + 1]) for i in range(len(row) // 2)]
+        for idx, digest in enumerate(row):
+            _sql(db, "UPDATE nodes SET hash = ? WHERE level = ? AND idx = ?", (digest, level, idx))
+
+
 def _forged_leaf(db: str, index: int, recorded_as: int | None = None) -> bytes:
     """A canonical leaf for ``index`` with another decision (same recorded_at)."""
     data = json.loads(_row(db, index)[0])
@@ -214,15 +231,7 @@ def test_rewritten_leaf_with_recomputed_nodes_fails_on_the_signed_root(
 ) -> None:
     # Everything a database editor can recompute, recomputed: leaf, leaf hash, every node above.
     db = sqlite_ledger.target.db
-    leaf = _forged_leaf(db, 3)
-    _sql(db, "UPDATE entries SET leaf = ?, leaf_hash = ? WHERE idx = 3", (leaf, leaf_hash(leaf)))
-    hashes = [bytes(h) for (h,) in _sql(db, "SELECT leaf_hash FROM entries ORDER BY idx")]
-    level, row = 0, hashes
-    while len(row) >= 2:
-        level += 1
-        row = [node_hash(row[2 * i], row[2 * i + 1]) for i in range(len(row) // 2)]
-        for idx, digest in enumerate(row):
-            _sql(db, "UPDATE nodes SET hash = ? WHERE level = ? AND idx = ?", (digest, level, idx))
+    _rewrite_entry_and_nodes(db, 3)
     line = _verify(custodes_cli, sqlite_ledger)
     assert "root" in line
     assert "checkpoint" in line
@@ -260,8 +269,11 @@ def test_row_inserted_beyond_the_size(custodes_cli: Callable[..., Any], any_ledg
     leaf = canonical_simple(
         {"decision": "allow", "index": SIZE, "recorded_at": "2030-01-01T00:00:00.000000Z"}
     )
-    _sql(db, "INSERT INTO entries (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
-         (SIZE, leaf, leaf_hash(leaf)))
+    _sql(
+        db,
+        "INSERT INTO entries (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
+        (SIZE, leaf, leaf_hash(leaf)),
+    )
     line = _verify(custodes_cli, any_ledger)
     assert f"entry {SIZE} lies beyond" in line
 
@@ -305,8 +317,11 @@ def test_deleted_node(custodes_cli: Callable[..., Any], sqlite_ledger: Built) ->
 
 
 def test_node_added_beyond_the_tree(custodes_cli: Callable[..., Any], sqlite_ledger: Built) -> None:
-    _sql(sqlite_ledger.target.db, "INSERT INTO nodes (level, idx, hash) VALUES (1, 5, ?)",
-         (leaf_hash(b"x"),))
+    _sql(
+        sqlite_ledger.target.db,
+        "INSERT INTO nodes (level, idx, hash) VALUES (1, 5, ?)",
+        (leaf_hash(b"x"),),
+    )
     line = _verify(custodes_cli, sqlite_ledger)
     assert "tree node (level 1, index 5)" in line
 
@@ -314,7 +329,9 @@ def test_node_added_beyond_the_tree(custodes_cli: Callable[..., Any], sqlite_led
 # -- the tree row and its checkpoint ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(("size", "named"), [(10, "entry 10 lies beyond"), (12, "entry 11 is missing")])
+@pytest.mark.parametrize(
+    ("size", "named"), [(10, "entry 10 lies beyond"), (12, "entry 11 is missing")]
+)
 def test_edited_size(
     custodes_cli: Callable[..., Any], any_ledger: Built, size: int, named: str
 ) -> None:
@@ -333,7 +350,9 @@ def test_checkpoint_with_flipped_signature(
     assert "signature" in line
 
 
-def test_checkpoint_with_edited_text(custodes_cli: Callable[..., Any], sqlite_ledger: Built) -> None:
+def test_checkpoint_with_edited_text(
+    custodes_cli: Callable[..., Any], sqlite_ledger: Built
+) -> None:
     db = sqlite_ledger.target.db
     ((note,),) = _sql(db, "SELECT checkpoint FROM tree")
     _sql(db, "UPDATE tree SET checkpoint = ?", (note.replace(f"\n{SIZE}\n", "\n10\n", 1),))
@@ -449,7 +468,10 @@ def test_history_rewritten_with_the_real_key(
     with Ledger.create(rebuilt, key=Path(f"{db}.key")) as led:
         led.append_many([{"decision": "allow", "seq": i} for i in range(SIZE)])
     target = LedgerDb("sqlite", str(rebuilt), None)
-    assert custodes_cli("ledger", "verify", "--db", rebuilt, "--key", sqlite_ledger.vkey).returncode == 0
+    assert (
+        custodes_cli("ledger", "verify", "--db", rebuilt, "--key", sqlite_ledger.vkey).returncode
+        == 0
+    )
     built = Built(target, sqlite_ledger.early, sqlite_ledger.latest, sqlite_ledger.vkey, tmp_path)
     line = _verify(custodes_cli, built, "--checkpoint", sqlite_ledger.early)
     assert "not an extension" in line
@@ -476,7 +498,9 @@ def test_checkpoint_of_another_ledger(
     _verify(custodes_cli, sqlite_ledger, "--checkpoint", other_cp)
 
 
-def test_other_verifier_key(custodes_cli: Callable[..., Any], any_ledger: Built, tmp_path: Path) -> None:
+def test_other_verifier_key(
+    custodes_cli: Callable[..., Any], any_ledger: Built, tmp_path: Path
+) -> None:
     other = tmp_path / "other.db"
     assert custodes_cli("ledger", "init", "--db", other).returncode == 0
     other_vkey = custodes_cli("ledger", "key", "--db", other).stdout.strip()
@@ -513,13 +537,18 @@ def test_substituted_ledger_and_key(
 # Known failures, kept on purpose (see the report). Last in the file, so -x reaches the rest.
 
 
-def test_append_refuses_rows_in_its_way(custodes_cli: Callable[..., Any], any_ledger: Built) -> None:
+def test_append_refuses_rows_in_its_way(
+    custodes_cli: Callable[..., Any], any_ledger: Built
+) -> None:
     db = any_ledger.target.db
     leaf = canonical_simple(
         {"decision": "allow", "index": SIZE, "recorded_at": "2030-01-01T00:00:00.000000Z"}
     )
-    _sql(db, "INSERT INTO entries (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
-         (SIZE, leaf, leaf_hash(leaf)))
+    _sql(
+        db,
+        "INSERT INTO entries (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
+        (SIZE, leaf, leaf_hash(leaf)),
+    )
     proc = custodes_cli("ledger", "append", "--db", db, input='{"decision": "deny"}\n')
     # On PostgreSQL the message carries psycopg's multi-line text ("…\nDETAIL:  Key (idx)=(11)
     # already exists."): two stderr lines where the contract says one.
@@ -556,15 +585,7 @@ def test_append_after_a_rewrite_does_not_launder_it(
     # the forged history is now covered by a genuine signature and `verify` passes.
     # An append must not extend a tree whose stored root is not the signed one.
     db = any_ledger.target.db
-    leaf = _forged_leaf(db, 3)
-    _sql(db, "UPDATE entries SET leaf = ?, leaf_hash = ? WHERE idx = 3", (leaf, leaf_hash(leaf)))
-    hashes = [bytes(h) for (h,) in _sql(db, "SELECT leaf_hash FROM entries ORDER BY idx")]
-    level, row = 0, hashes
-    while len(row) >= 2:
-        level += 1
-        row = [node_hash(row[2 * i], row[2 * i + 1]) for i in range(len(row) // 2)]
-        for idx, digest in enumerate(row):
-            _sql(db, "UPDATE nodes SET hash = ? WHERE level = ? AND idx = ?", (digest, level, idx))
+    _rewrite_entry_and_nodes(db, 3)
     _verify(custodes_cli, any_ledger)  # caught before the next append
 
     appended = custodes_cli("ledger", "append", "--db", db, input='{"decision": "deny"}\n')
@@ -591,8 +612,14 @@ def test_append_after_a_rewrite_does_not_launder_it(
         ("UPDATE tree SET checkpoint = 42", (1,), "checkpoint"),
         ("UPDATE tree SET checkpoint = 'garbage'", (1,), "checkpoint"),
     ],
-    ids=["leaf as text", "leaf_hash as text", "node as text", "size as text",
-         "checkpoint as integer", "checkpoint as garbage"],
+    ids=[
+        "leaf as text",
+        "leaf_hash as text",
+        "node as text",
+        "size as text",
+        "checkpoint as integer",
+        "checkpoint as garbage",
+    ],
 )
 def test_values_of_the_wrong_type_fail_verification_cleanly(
     custodes_cli: Callable[..., Any],

@@ -47,6 +47,11 @@ def _hex(data: bytes) -> str:
     return data.hex()
 
 
+def _echo_hashes(hashes: list[str]) -> None:
+    for number, digest in enumerate(hashes):
+        click.echo(f"  {number:2d} {digest}")
+
+
 @click.group()
 def ledger() -> None:
     """The tamper-evident decision ledger.
@@ -258,8 +263,7 @@ def prove(db: str, index: int, size: int | None, as_json: bool) -> int:
             f"entry {proof.index} is in the tree of {proof.size} entries, root {obj['root']}"
         )
         click.echo(f"leaf_hash {obj['leaf_hash']}")
-        for number, digest in enumerate(hashes):
-            click.echo(f"  {number:2d} {digest}")
+        _echo_hashes(hashes)
     return 0
 
 
@@ -285,8 +289,7 @@ def consistency(db: str, old: int, new: int | None, as_json: bool) -> int:
     else:
         click.echo(f"the tree of {proof.old_size} entries ({obj['old_root']})")
         click.echo(f"is a prefix of the tree of {proof.new_size} entries ({obj['new_root']})")
-        for number, digest in enumerate(hashes):
-            click.echo(f"  {number:2d} {digest}")
+        _echo_hashes(hashes)
     return 0
 
 

@@ -505,7 +505,9 @@ class Ledger:
         """Does ``content`` match the digest entry ``index`` recorded for payload ``name``?"""
         digests = self.entry(index).data.get("digests") or {}
         data = content.encode() if isinstance(content, str) else content
-        for payload in self.payloads(index):
+        with self._store.snapshot() as reader:
+            stored = reader.payloads(index)
+        for payload in stored:
             if payload.name == name:
                 return bool(digests.get(name) == payload_digest(payload.salt, data))
         return False
