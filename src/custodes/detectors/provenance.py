@@ -1,0 +1,120 @@
+"""The provenance detector: protected code (a leak, our own proprietary modules) in a subject.
+
+Each subject is fingerprinted and matched against the provenance index
+(:mod:`custodes.fingerprint.match`). A match becomes one finding:
+
+* rule ``provenance.deny`` (severity high, fails the default gate) for a collection in ``deny``
+  mode, ``provenance.warn`` (medium) for one in ``warn`` mode;
+* the subject's lines (original line numbers: a hunk's lines are not contiguous), the indexed
+  file and lines as ``source``, and the containment as ``similarity``;
+* identified by the SHA-256 of the collection, the indexed path and the matched fingerprint
+  hashes, so the identity follows the copied code, not its line numbers.
+
+No finding carries the matched text, not even a preview: the index holds none to give.
+Minified and generated subjects are not matched; :meth:`ProvenanceDetector.skip_reason` says so,
+and the caller lists them as not scanned for provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+
+from custodes.findings import Finding, Severity, SourceRef
+from custodes.fingerprint.index import Index, Mode, Prepared, prepare, prepare_ahead
+from custodes.fingerprint.match import Match, Matcher, MatchOptions
+from custodes.subject import Skipped, SkipReason, Subject
+
+__all__ = ["RULES", "ProvenanceDetector", "match_hash"]
+
+_KEEP = 256  # prepared subjects held for scan() (the engine scans each as soon as it is yielded)
+
+RULES: dict[Mode, tuple[str, Severity]] = {
+    Mode.DENY: ("provenance.deny", Severity.HIGH),
+    Mode.WARN: ("provenance.warn", Severity.MEDIUM),
+}
+"""The rule id and severity of a match, by the mode of its collection."""
+
+
+def match_hash(collection: str, path: str, hashes: tuple[int, ...]) -> str:
+    """The identity of a match: what was matched, not where it sits in the scanned file."""
+    digest = hashlib.sha256()
+    digest.update(collection.encode() + b"\0" + path.encode() + b"\0")
+    for value in sorted(set(hashes)):
+        digest.update(value.to_bytes(8, "big"))
+    return digest.hexdigest()
+
+
+class ProvenanceDetector:
+    """Finds fragments of indexed collections in any text subject."""
+
+    name = "provenance"
+
+    def __init__(
+        self, index: Index, options: MatchOptions | None = None, *, jobs: int = 1
+    ) -> None:
+        index.check_version()
+        self._matcher = Matcher(index, options)
+        self._jobs = jobs
+        # Subjects prepared ahead by with_skips(), by identity, until scan() takes them; a
+        # subject the policy never hands to scan() ages out.
+        self._ready: OrderedDict[int, tuple[Subject, Prepared]] = OrderedDict()
+
+    def _prepare(self, subject: Subject) -> Prepared:
+        ready = self._ready.get(id(subject))
+        if ready is not None and ready[0] is subject:
+            return ready[1]
+        prepared = prepare(subject.text, subject.path, subject.language)
+        self._keep(subject, prepared)
+        return prepared
+
+    def _keep(self, subject: Subject, prepared: Prepared) -> None:
+        self._ready[id(subject)] = (subject, prepared)
+        while len(self._ready) > _KEEP:
+            self._ready.popitem(last=False)
+
+    def skip_reason(self, subject: Subject) -> SkipReason | None:
+        """Why ``subject`` is not matched (minified, generated), or None when it is."""
+        return self._prepare(subject).skip
+
+    def with_skips(self, items: Iterable[Subject | Skipped]) -> Iterator[Subject | Skipped]:
+        """``items``, each minified or generated subject preceded by a record saying so.
+
+        The subject itself still goes to the other detectors (a minified bundle can hold a
+        credential); only provenance passes it by, and the report lists it as not checked.
+        Subjects are fingerprinted here, ahead of :meth:`scan` and in worker processes once
+        there is enough to do, so that fingerprinting runs beside the other detectors.
+        """
+        for item, prepared in prepare_ahead(items, jobs=self._jobs):
+            if isinstance(item, Subject) and prepared is not None:
+                self._keep(item, prepared)
+                if prepared.skip is not None:
+                    yield Skipped(item.path, prepared.skip, "not checked for provenance")
+            yield item
+
+    def matches(self, subject: Subject) -> list[Match]:
+        prepared = self._prepare(subject)
+        self._ready.pop(id(subject), None)
+        if prepared.columns is None:
+            return []
+        return self._matcher.match_columns(prepared.columns)
+
+    def scan(self, subject: Subject) -> Iterator[Finding]:
+        for m in self.matches(subject):
+            rule, severity = RULES[m.collection.mode]
+            start = subject.original_line(m.start_line)
+            end = subject.original_line(m.end_line)
+            where = f"{m.collection.name}:{m.source.path}:{m.source_start}-{m.source_end}"
+            yield Finding(
+                kind="provenance",
+                rule=rule,
+                severity=severity,
+                path=subject.path,
+                start_line=start,
+                end_line=end,
+                message=f"lines {start}-{end} match {where} (similarity {m.similarity:.2f})",
+                match_hash=match_hash(m.collection.name, m.source.path, m.hashes),
+                source=SourceRef(m.collection.name, m.source.path, m.source_start, m.source_end),
+                similarity=m.similarity,
+            )

@@ -1,0 +1,357 @@
+"""Matching: alignment of planted fragments (synthetic and real code), containment, boilerplate,
+and the provenance detector's findings (lines, source, identity, no text)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import sysconfig
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from custodes.detectors.provenance import ProvenanceDetector, match_hash
+from custodes.fingerprint.index import Index, Mode, columns_of
+from custodes.fingerprint.match import Matcher, MatchOptions
+from custodes.fingerprint.winnow import FileFingerprints, Fingerprint, Layer, fingerprint
+from custodes.subject import SkipReason, Subject, SubjectKind
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+def _index(path: Path, collections: dict[str, dict[str, str]], modes: dict[str, Mode]) -> Index:
+    idx = Index.open(path, create=True)
+    for name, files in collections.items():
+        with idx.writer(name, mode=modes.get(name, Mode.DENY)) as writer:
+            for rel, text in files.items():
+                prints = fingerprint(text, "python")
+                writer.add(
+                    rel,
+                    lines=prints.lines,
+                    tokens=prints.tokens,
+                    sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    columns=columns_of(prints),
+                )
+    return idx
+
+
+def _lines(rel: str) -> list[str]:
+    return (STDLIB / rel).read_text().splitlines()
+
+
+def _splice(host: list[str], near: int, fragment: list[str]) -> tuple[str, int, int]:
+    """The host with the fragment inserted before the first definition after line ``near``
+    (never inside a docstring, which would make the fragment a string); the fragment's lines."""
+    at = next(
+        i
+        for i in range(near, len(host))
+        if not host[i].strip() and host[i + 1].lstrip().startswith(("def ", "class "))
+    )
+    text = "\n".join(host[:at] + fragment + host[at:]) + "\n"
+    return text, at + 1, at + len(fragment)
+
+
+# -- synthetic fingerprints: alignment alone ---------------------------------------------------
+
+
+def _fp(h: int, i: int) -> Fingerprint:
+    # The i-th fingerprint: a k-gram starting at token 10 * i (winnowing keeps about one k-gram
+    # in ten) and spanning three lines, one line after the previous one.
+    return Fingerprint(h, Layer.TOKENS, i + 1, i + 3, 10 * i)
+
+
+def _prints(hashes: list[int]) -> FileFingerprints:
+    fps = tuple(_fp(h, i) for i, h in enumerate(hashes))
+    return FileFingerprints(fps, tokens=10 * len(fps) + 2, lines=len(fps) + 2)
+
+
+def _add_synthetic(idx: Index, name: str, files: dict[str, list[int]]) -> None:
+    with idx.writer(name) as writer:
+        for rel, hashes in files.items():
+            prints = _prints(hashes)
+            writer.add(
+                rel,
+                lines=prints.lines,
+                tokens=prints.tokens,
+                sha256="0" * 64,
+                columns=columns_of(prints),
+            )
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**32),
+    source_len=st.integers(40, 160),
+    frag_len=st.integers(10, 40),
+    host_len=st.integers(10, 120),
+    deletions=st.integers(0, 3),
+    insertions=st.integers(0, 3),
+)
+def test_a_planted_fragment_is_found_where_it_was_planted(
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
+    source_len: int,
+    frag_len: int,
+    host_len: int,
+    deletions: int,
+    insertions: int,
+) -> None:
+    rng = random.Random(seed)
+    fresh = lambda: rng.getrandbits(61)  # noqa: E731 - never equal to another by chance
+    source = [fresh() for _ in range(source_len)]
+    start = rng.randrange(0, source_len - frag_len + 1)
+    fragment = source[start : start + frag_len]
+    # Type-3 edits inside the fragment: fingerprints lost, others that are new.
+    for _ in range(deletions):
+        del fragment[rng.randrange(1, len(fragment) - 1)]
+    for _ in range(insertions):
+        fragment.insert(rng.randrange(1, len(fragment)), fresh())
+    host = [fresh() for _ in range(host_len)]
+    at = rng.randrange(0, host_len + 1)
+    scanned = host[:at] + fragment + host[at:]
+    planted = range(at + 1, at + len(fragment) + 3)  # lines the fragment's k-grams cover
+
+    idx = Index.open(tmp_path_factory.mktemp("m") / "i.db", create=True)
+    distractor = [fresh() for _ in range(50)]
+    _add_synthetic(idx, "leak", {"src/agent.ts": source, "src/other.ts": distractor})
+    options = MatchOptions(min_lines=6, min_tokens=50, min_similarity=0.5)
+    (m,) = Matcher(idx, options).match(_prints(scanned))
+    assert m.source.path == "src/agent.ts"
+    assert m.collection.name == "leak"
+    assert planted.start <= m.start_line
+    assert m.end_line <= planted.stop - 1
+    # Most of the planted lines are reported (the edges depend on which k-grams survived).
+    assert m.lines >= 0.8 * len(planted) - 4
+    assert start + 1 <= m.source_start
+    assert m.source_end <= start + frag_len + 2
+    # Containment, recomputed here: scanned fingerprints inside the reported lines whose hash
+    # occurs in the reported source lines.
+    in_source = {
+        h for i, h in enumerate(source) if m.source_start <= i + 1 and i + 3 <= m.source_end
+    }
+    inside = [h for i, h in enumerate(scanned) if m.start_line <= i + 1 and i + 3 <= m.end_line]
+    assert m.similarity == pytest.approx(sum(h in in_source for h in inside) / len(inside))
+    assert m.hashes == tuple(sorted(set(inside) & in_source))
+    idx.close()
+
+
+def test_unrelated_fingerprints_match_nothing(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    idx = Index.open(tmp_path / "i.db", create=True)
+    _add_synthetic(idx, "leak", {"a": [rng.getrandbits(61) for _ in range(200)]})
+    assert Matcher(idx).match(_prints([rng.getrandbits(61) for _ in range(300)])) == []
+    assert Matcher(idx).match(FileFingerprints((), 0, 0)) == []
+
+
+def test_fingerprints_common_to_many_files_count_for_nothing(tmp_path: Path) -> None:
+    rng = random.Random(8)
+    shared = [rng.getrandbits(61) for _ in range(30)]
+    files = {f"f{i}": shared + [rng.getrandbits(61) for _ in range(20)] for i in range(4)}
+    idx = Index.open(tmp_path / "i.db", create=True)
+    _add_synthetic(idx, "leak", files)
+    scanned = _prints([rng.getrandbits(61) for _ in range(10)] + shared)
+    # In four files: boilerplate when at most three are allowed, evidence when four are.
+    assert Matcher(idx, MatchOptions(max_files=3)).match(scanned) == []
+    assert len(Matcher(idx, MatchOptions(max_files=4)).match(scanned)) == 1
+
+
+def test_regions_below_the_minimum_size_are_not_reported(tmp_path: Path) -> None:
+    rng = random.Random(9)
+    source = [rng.getrandbits(61) for _ in range(100)]
+    idx = Index.open(tmp_path / "i.db", create=True)
+    _add_synthetic(idx, "leak", {"a": source})
+    scanned = _prints([rng.getrandbits(61) for _ in range(20)] + source[10:18])  # 10 lines
+    assert len(Matcher(idx, MatchOptions(min_lines=10, min_tokens=0)).match(scanned)) == 1
+    assert Matcher(idx, MatchOptions(min_lines=11, min_tokens=0)).match(scanned) == []
+    # 8 k-grams of 12 tokens (K_TOKENS), starting 10 tokens apart: 7 * 10 + 12 tokens.
+    assert len(Matcher(idx, MatchOptions(min_lines=1, min_tokens=82)).match(scanned)) == 1
+    assert Matcher(idx, MatchOptions(min_lines=1, min_tokens=83)).match(scanned) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"min_similarity": 1.5},
+        {"min_lines": 0},
+        {"max_files": 0},
+        {"min_tokens": -1},
+        {"max_gap_lines": -1},
+    ],
+)
+def test_options_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must"):
+        MatchOptions(**bad)  # type: ignore[arg-type]
+
+
+# -- real code ---------------------------------------------------------------------------------
+
+FRAGMENT = ("json/decoder.py", 318, 341)  # the end of JSONDecoder.__init__, and decode()
+HOST = "textwrap.py"
+
+
+def _fragment() -> list[str]:
+    rel, a, b = FRAGMENT
+    return _lines(rel)[a:b]
+
+
+def test_a_verbatim_copy_is_found_with_its_lines(tmp_path: Path) -> None:
+    idx = _index(
+        tmp_path / "i.db",
+        {"leak": {"json/decoder.py": (STDLIB / "json/decoder.py").read_text()}},
+        {},
+    )
+    text, first, last = _splice(_lines(HOST), 120, _fragment())
+    (m,) = Matcher(idx).match(fingerprint(text, "python"))
+    # Winnowed k-grams blur the edges: the copy's last k-grams run on into the host's next
+    # lines, which may or may not read like what followed in the source (here `def …(self, …)`
+    # follows in both, as abstract tokens). An edge is right to within two lines.
+    assert m.start_line == first
+    assert abs(m.end_line - last) <= 2
+    assert m.source_start == FRAGMENT[1] + 1
+    assert m.source_end - m.source_start == m.end_line - m.start_line
+    assert m.similarity >= 0.95  # all but a k-gram or two at the edge
+
+
+def _rename(lines: list[str]) -> list[str]:
+    """A Type-2 copy: every identifier of the fragment renamed, then re-indented."""
+    names = sorted({w for line in lines for w in re.findall(r"\b[a-z_][a-z0-9_]{2,}\b", line)})
+    keep = {"self", "def", "return", "not", "None", "and", "for", "if", "else", "raise", "isinstance"}
+    mapping = {n: f"v{i}_{n[::-1]}" for i, n in enumerate(names) if n not in keep}
+    out = []
+    for line in lines:
+        line = re.sub(r"\b[a-z_][a-z0-9_]{2,}\b", lambda mt: mapping.get(mt[0], mt[0]), line)
+        out.append(("  " + line) if line.strip() else line)
+    return out
+
+
+def test_a_renamed_copy_is_found_by_the_token_layer(tmp_path: Path) -> None:
+    idx = _index(
+        tmp_path / "i.db",
+        {"leak": {"json/decoder.py": (STDLIB / "json/decoder.py").read_text()}},
+        {},
+    )
+    host = _lines(HOST)
+    text, first, last = _splice(host, 40, _rename(_fragment()))
+    (m,) = Matcher(idx).match(fingerprint(text, "python"))
+    assert m.layer is Layer.TOKENS
+    assert first - 2 <= m.start_line  # edges: see above
+    assert m.end_line <= last + 2
+    assert m.lines >= 0.8 * (last - first + 1)
+    assert m.similarity >= 0.8
+
+
+def test_each_collection_reports_its_own_match(tmp_path: Path) -> None:
+    decoder = (STDLIB / "json/decoder.py").read_text()
+    idx = _index(
+        tmp_path / "i.db",
+        {"leak": {"a/decoder.py": decoder}, "ours": {"b/decoder.py": decoder}},
+        {"ours": Mode.WARN},
+    )
+    text, _, _ = _splice(_lines(HOST), 10, _fragment())
+    found = Matcher(idx).match(fingerprint(text, "python"))
+    assert sorted((m.collection.name, m.collection.mode, m.source.path) for m in found) == [
+        ("leak", Mode.DENY, "a/decoder.py"),
+        ("ours", Mode.WARN, "b/decoder.py"),
+    ]
+
+
+def test_unrelated_real_files_match_nothing(tmp_path: Path) -> None:
+    indexed = ["json/decoder.py", "json/encoder.py", "shlex.py", "textwrap.py", "csv.py"]
+    idx = _index(
+        tmp_path / "i.db", {"leak": {rel: (STDLIB / rel).read_text() for rel in indexed}}, {}
+    )
+    matcher = Matcher(idx)
+    for rel in ["json/scanner.py", "json/tool.py", "string.py", "glob.py", "fnmatch.py", "bisect.py"]:
+        text = (STDLIB / rel).read_text()
+        assert matcher.match(fingerprint(text, "python")) == [], rel
+
+
+# -- the detector ------------------------------------------------------------------------------
+
+
+def _detector(tmp_path: Path, mode: Mode = Mode.DENY) -> ProvenanceDetector:
+    idx = _index(
+        tmp_path / "i.db",
+        {"leak": {"src/tools/agent.py": (STDLIB / "json/decoder.py").read_text()}},
+        {"leak": mode},
+    )
+    return ProvenanceDetector(idx)
+
+
+@pytest.mark.parametrize(("mode", "rule", "severity"), [(Mode.DENY, "provenance.deny", "high"), (Mode.WARN, "provenance.warn", "medium")])
+def test_a_finding_names_lines_source_and_similarity_only(
+    tmp_path: Path, mode: Mode, rule: str, severity: str
+) -> None:
+    detector = _detector(tmp_path, mode)
+    text, first, last = _splice(_lines(HOST), 120, _fragment())
+    (f,) = detector.scan(Subject("app/wrap.py", text, language="python"))
+    assert (f.kind, f.rule, f.severity.value) == ("provenance", rule, severity)
+    assert (f.path, f.start_line) == ("app/wrap.py", first)
+    assert abs(f.end_line - last) <= 2
+    assert f.source is not None
+    assert (f.source.collection, f.source.path) == ("leak", "src/tools/agent.py")
+    src_end = FRAGMENT[1] + 1 + f.end_line - first
+    assert (f.source.start_line, f.source.end_line) == (FRAGMENT[1] + 1, src_end)
+    assert f.similarity is not None
+    assert 0.95 <= f.similarity <= 1.0
+    assert f.message == (
+        f"lines {first}-{f.end_line} match leak:src/tools/agent.py:"
+        f"{FRAGMENT[1] + 1}-{src_end} (similarity {f.similarity:.2f})"
+    )
+    assert f.preview is None
+    assert re.fullmatch(r"[0-9a-f]{64}", f.match_hash)
+
+
+def test_the_identity_follows_the_code_not_its_lines(tmp_path: Path) -> None:
+    detector = _detector(tmp_path)
+    host = _lines(HOST)
+    text, _, _ = _splice(host, 120, _fragment())
+    moved = "\n".join(["# a new comment line"] * 7) + "\n" + text
+    (a,) = detector.scan(Subject("wrap.py", text, language="python"))
+    (b,) = detector.scan(Subject("wrap.py", moved, language="python"))
+    assert b.start_line == a.start_line + 7
+    assert a.id == b.id
+    # The identity is the SHA-256 of collection, source path and the matched hashes.
+    assert match_hash("leak", "src/tools/agent.py", (3, 1, 2)) == hashlib.sha256(
+        b"leak\0src/tools/agent.py\0" + b"".join(i.to_bytes(8, "big") for i in (1, 2, 3))
+    ).hexdigest()
+
+
+def test_a_hunk_reports_original_line_numbers(tmp_path: Path) -> None:
+    detector = _detector(tmp_path)
+    fragment = _fragment()
+    # The added lines of a hunk: lines 500.. of the new file, with a gap after the 10th.
+    numbers = tuple(range(500, 510)) + tuple(range(520, 520 + len(fragment) - 10))
+    subject = Subject(
+        "wrap.py",
+        "\n".join(fragment) + "\n",
+        kind=SubjectKind.HUNK,
+        line_numbers=numbers,
+        language="python",
+    )
+    (f,) = detector.scan(subject)
+    assert f.start_line == 500
+    assert f.end_line in numbers[-2:]
+
+
+def test_minified_and_generated_subjects_are_passed_by_and_listed(tmp_path: Path) -> None:
+    detector = _detector(tmp_path)
+    minified = Subject("dist/app.min.js", "var a=1;" * 3000)
+    generated = Subject("api_pb2.py", "# Generated by the protocol buffer compiler.  DO NOT EDIT!\n")
+    plain = Subject("ok.py", "print('hello')\n")
+    items = list(detector.with_skips([minified, generated, plain]))
+    skipped = [(i.path, i.reason) for i in items if not isinstance(i, Subject)]
+    assert skipped == [
+        ("dist/app.min.js", SkipReason.GENERATED),
+        ("api_pb2.py", SkipReason.GENERATED),
+    ]
+    # The subjects still go on (to the secrets detector); provenance finds nothing in them.
+    assert [i.path for i in items if isinstance(i, Subject)] == ["dist/app.min.js", "api_pb2.py", "ok.py"]
+    assert list(detector.scan(minified)) == []
+    dense = Subject("dist/bundle.js", "var a=1;" * 3000)
+    assert detector.skip_reason(dense) is SkipReason.MINIFIED
