@@ -19,11 +19,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from custodes.engine import Decision
+from custodes.baseline import Baseline
+from custodes.engine import Decision, Gate, decide
 from custodes.findings import Finding, Severity, SourceRef
 from custodes.reports import Format, LedgerRef, render
 from custodes.reports.sarif_report import FINGERPRINT_KEY, render_sarif
 from custodes.subject import Skipped, SkipReason
+from custodes.suppress import Notice, Suppressed
 
 SCHEMA_PATH = Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json"
 SCHEMA_SHA256 = "2d99159ae54a3eea97f81781cff48780548657c35949f4b7f25e99a2ba4de4f8"
@@ -140,6 +142,8 @@ def test_secret_and_provenance_findings_validate() -> None:
     (invocation,) = run["invocations"]
     assert invocation["executionSuccessful"] is True
     assert len(invocation["toolExecutionNotifications"]) == 2
+    scorecard = run["properties"].pop("scorecard")
+    assert (scorecard["score"], scorecard["violations"]["count"]) == (0, 3)
     assert run["properties"] == {
         "passed": False,
         "score": 0,
@@ -258,3 +262,40 @@ def test_scan_cli_writes_sarif(tmp_path: Path) -> None:
     assert location["region"]["startLine"] == 1
     assert run["properties"]["passed"] is False
     assert not (tmp_path / ".custodes").exists()
+
+
+def test_baseline_state_suppressions_and_warnings_validate() -> None:
+    debt = _finding(line=3)
+    new = _finding(line=9, secret="AKIAQ3EGRXNVPB5OTXQB")
+    quiet = _finding(line=12, secret="AKIAQ3EGRXNVPB5OTXQC")
+    decision = decide(
+        [debt, new],
+        [],
+        Gate(),
+        suppressed=[Suppressed(quiet, "fixture of the SDK docs", 11)],
+        warnings=[Notice("src/app.py", 20, "a suppression of x has no reason")],
+        baseline=Baseline.of([debt]),
+    )
+    log = _validate(render_sarif(decision, ledger=None))
+    (run,) = log["runs"]
+    by_line = {
+        r["locations"][0]["physicalLocation"]["region"]["startLine"]: r for r in run["results"]
+    }
+    assert sorted(by_line) == [3, 9, 12]
+    assert by_line[3]["baselineState"] == "unchanged"
+    assert by_line[9]["baselineState"] == "new"
+    assert "suppressions" not in by_line[9]
+    (suppression,) = by_line[12]["suppressions"]
+    assert suppression["kind"] == "inSource"
+    assert suppression["justification"] == "fixture of the SDK docs"
+    assert suppression["location"]["physicalLocation"]["region"]["startLine"] == 11
+    (warning,) = run["invocations"][0]["toolExecutionNotifications"]
+    assert warning["level"] == "warning"
+    assert warning["locations"][0]["physicalLocation"]["region"]["startLine"] == 20
+    assert run["properties"]["scorecard"]["debt"]["count"] == 1
+    assert run["properties"]["scorecard"]["suppressed"] == 1
+
+
+def test_without_a_baseline_results_have_no_baseline_state() -> None:
+    log = _validate(render_sarif(decide([_finding()], [], Gate()), ledger=None))
+    assert "baselineState" not in log["runs"][0]["results"][0]

@@ -4,6 +4,12 @@ One run, one rule per distinct rule id, one result per finding. A result's
 ``partialFingerprints`` hold the finding's identity (rule + path + hash of what matched), never a
 line number, so an alert survives unrelated edits above it. Like every report, no secret in clear:
 results carry the redacted preview and the SHA-256 only.
+
+With a baseline, each result says ``baselineState``: ``unchanged`` for debt, ``new`` otherwise.
+A finding an inline directive silenced is still a result, with ``suppressions: [{"kind":
+"inSource", "justification": reason}]``, SARIF's own mark of a suppressed result. Directives
+that do not count are tool notifications at level ``warning``; the run's
+``properties.scorecard`` holds the score's parts.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from custodes.reports.json_report import finding_details
 
 if TYPE_CHECKING:
     from custodes.reports import LedgerRef
+    from custodes.suppress import Suppressed
 
 __all__ = ["FINGERPRINT_KEY", "SARIF_SCHEMA", "render_sarif", "sarif_level", "sarif_uri"]
 
@@ -69,16 +76,24 @@ def _rule(finding: Finding) -> dict[str, Any]:
     }
 
 
-def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
-    physical: dict[str, Any] = {"artifactLocation": {"uri": sarif_uri(finding.path)}}
-    if finding.start_line >= 1:
-        physical["region"] = {
-            "startLine": finding.start_line,
-            "endLine": max(finding.end_line, finding.start_line),
-        }
+def _physical(path: str, start_line: int, end_line: int) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": sarif_uri(path)}}
+    if start_line >= 1:
+        physical["region"] = {"startLine": start_line, "endLine": max(end_line, start_line)}
+    return physical
+
+
+def _result(
+    finding: Finding,
+    rule_index: int,
+    *,
+    baseline_state: str | None = None,
+    suppressed: Suppressed | None = None,
+) -> dict[str, Any]:
+    physical = _physical(finding.path, finding.start_line, finding.end_line)
     properties: dict[str, Any] = {"kind": finding.kind, "severity": finding.severity.value}
     properties.update(finding_details(finding))
-    return {
+    result: dict[str, Any] = {
         "ruleId": finding.rule,
         "ruleIndex": rule_index,
         "level": sarif_level(finding.severity),
@@ -87,18 +102,57 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
         "partialFingerprints": {FINGERPRINT_KEY: finding.id},
         "properties": properties,
     }
+    if baseline_state is not None:
+        result["baselineState"] = baseline_state
+    if suppressed is not None:
+        result["suppressions"] = [
+            {
+                "kind": "inSource",
+                "justification": suppressed.reason,
+                "location": {
+                    "physicalLocation": _physical(finding.path, suppressed.line, suppressed.line)
+                },
+            }
+        ]
+    return result
 
 
 def render_sarif(decision: Decision, *, ledger: LedgerRef | None) -> str:
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
     results: list[dict[str, Any]] = []
-    for finding in decision.findings:
+
+    def rule_index(finding: Finding) -> int:
         if finding.rule not in index:
             index[finding.rule] = len(rules)
             rules.append(_rule(finding))
-        results.append(_result(finding, index[finding.rule]))
+        return index[finding.rule]
+
+    def state(finding: Finding) -> str | None:
+        if decision.baseline is None:
+            return None
+        return "unchanged" if decision.is_debt(finding) else "new"
+
+    for finding in decision.findings:
+        results.append(_result(finding, rule_index(finding), baseline_state=state(finding)))
+    for item in decision.suppressed:
+        results.append(
+            _result(
+                item.finding,
+                rule_index(item.finding),
+                baseline_state=state(item.finding),
+                suppressed=item,
+            )
+        )
     notifications = [
+        {
+            "level": "warning",
+            "message": {"text": w.message},
+            "locations": [{"physicalLocation": _physical(w.path, w.line, w.line)}],
+        }
+        for w in decision.warnings
+    ]
+    notifications += [
         {
             "level": "note",
             "message": {
@@ -117,6 +171,7 @@ def render_sarif(decision: Decision, *, ledger: LedgerRef | None) -> str:
         "reasons": list(decision.reasons),
         "scanned": decision.scanned,
         "skipped": len(decision.skipped),
+        "scorecard": decision.scorecard.as_json(),
     }
     if ledger is not None:
         run_properties["ledger"] = {"index": ledger.index, "root": ledger.root}
