@@ -18,6 +18,7 @@ class Format(StrEnum):
     TEXT = "text"
     JSON = "json"
     SARIF = "sarif"
+    HTML = "html"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ def render(
         from custodes.reports.sarif_report import render_sarif
 
         return render_sarif(decision, ledger=ledger)
+    if fmt is Format.HTML:
+        from custodes.reports.html_report import render_html
+
+        return render_html(decision, ledger=ledger)
     from custodes.reports.text_report import render_text
 
     return render_text(decision, ledger=ledger, color=color)
