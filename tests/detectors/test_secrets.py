@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import random
 import string
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -446,3 +450,193 @@ def test_generic_rule_leaves_provider_formats_to_their_own_rules() -> None:
     other = "sk-" + "9f3a7c1e5b2d8f4a6c0e1b7d3f9a5c2e"
     (match,) = scan_text(f'api_key = "{other}"\n')
     assert match.rule_id == "secret.generic-assignment"
+
+
+# -- a name that names a provider leaves its value to that provider's rule --------------------------
+
+_TWILIO_FILE = "from twilio.rest import Client\n"
+_RNG = random.Random(2031)
+_B64URL = B62 + "-_"
+# Near misses of formats that only the setting's name identifies: wrong length, wrong shape.
+_NEAR_MISSES = [
+    ("aws_secret_access_key = '{v}'", rand(_RNG, B64, 39)),
+    ("AWS_SECRET_ACCESS_KEY={v}", rand(_RNG, B64, 41)),
+    ('"aws_secret_access_key": "{v}",', rand(_RNG, B64, 39)),
+    ("  aws_secret_access_key: {v}", rand(_RNG, B64, 41)),
+    ("HEROKU_API_KEY={v}", uuid4(_RNG)[:-1]),
+    ('"HEROKU_API_KEY": "{v}"', uuid4(_RNG)[:-1]),
+    (_TWILIO_FILE + "auth_token = '{v}'", rand(_RNG, HEX, 31)),
+    (_TWILIO_FILE + "TWILIO_AUTH_TOKEN = '{v}'", rand(_RNG, HEX, 33)),
+    ("CF_API_KEY={v}", rand(_RNG, HEX, 36)),
+    ("CLOUDFLARE_API_TOKEN={v}", rand(_RNG, _B64URL, 39)),
+    ("// DD_API_KEY: {v}", rand(_RNG, HEX, 31)),
+    ('"COHERE_API_KEY": "{v}"', rand(_RNG, B62, 39)),
+    ("OKTA_API_TOKEN={v}", "11" + rand(_RNG, _B64URL, 40)),
+]
+
+
+@pytest.mark.parametrize(("template", "value"), _NEAR_MISSES, ids=lambda v: str(v)[:28])
+def test_a_near_miss_under_its_providers_name_is_not_reported(template: str, value: str) -> None:
+    assert _ids(template.format(v=value)) == []
+
+
+@pytest.mark.parametrize(("template", "value"), _NEAR_MISSES, ids=lambda v: str(v)[:28])
+def test_the_same_value_under_a_password_is_reported(template: str, value: str) -> None:
+    # The value is random enough to be a secret: only the name made it someone else's.
+    for text in (f'password = "{value}"', f"DB_PASSWORD={value}", f"api_key: {value}"):
+        found = list(scan_text(text))
+        assert [(f.rule_id, f.sha256) for f in found] == [
+            ("secret.generic-assignment", _sha(value))
+        ], text
+
+
+def test_real_formats_under_their_providers_names_are_reported_by_the_provider_rule() -> None:
+    rng = random.Random(2032)
+    cases = [
+        ("aws_secret_access_key = '{v}'", rand(rng, B64, 40), "secret.aws-secret-access-key"),
+        ("AWS_SECRET_ACCESS_KEY={v}", rand(rng, B64, 40), "secret.aws-secret-access-key"),
+        ("HEROKU_API_KEY={v}", uuid4(rng), "secret.heroku-api-key"),
+        (_TWILIO_FILE + "auth_token = '{v}'", rand(rng, HEX, 32), "secret.twilio-auth-token"),
+        ("CF_API_KEY={v}", rand(rng, HEX, 37), "secret.cloudflare-global-api-key"),
+    ]
+    for template, value, rule_id in cases:
+        found = list(scan_text(template.format(v=value)))
+        assert [(f.rule_id, f.sha256) for f in found] == [(rule_id, _sha(value))], template
+
+
+def test_another_providers_format_under_a_provider_name_is_still_found() -> None:
+    # The claim silences only the generic rule: a GitHub token is a GitHub token wherever it is.
+    rng = random.Random(2033)
+    for name in ("aws_token", "AWS_SECRET_ACCESS_KEY", "HEROKU_API_KEY"):
+        token = github_token(rng, "ghp_")
+        found = list(scan_text(f"{name}={token}\n"))
+        assert [(f.rule_id, f.sha256) for f in found] == [
+            ("secret.github-personal-access-token", _sha(token))
+        ], name
+
+
+def test_a_password_beside_an_aws_name_is_still_reported() -> None:
+    rng = random.Random(2034)
+    near, password, rds = rand(rng, B64, 41), rand(rng, B62, 18) + "!", rand(rng, B62, 16) + "#1"
+    text = (
+        f"aws_access_key_id = AKIA{rand(rng, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 16)}\n"
+        f"aws_secret_access_key = {near}\n"
+        f"password = {password}\n"
+        f"AWS_RDS_PASSWORD = '{rds}'\n"
+    )
+    found = [(f.rule_id, f.line, f.sha256) for f in scan_text(text)]
+    assert found[1:] == [
+        ("secret.generic-assignment", 3, _sha(password)),
+        ("secret.generic-assignment", 4, _sha(rds)),
+    ]
+    assert found[0][:2] == ("secret.aws-access-key-id", 1)
+
+
+def test_the_twilio_claim_holds_only_in_a_file_that_uses_twilio() -> None:
+    value = rand(random.Random(2035), HEX, 31)
+    assert _ids(_TWILIO_FILE + f"auth_token = '{value}'\n") == []
+    assert _ids(f"auth_token = '{value}'\n") == ["secret.generic-assignment"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # named provider, but another of its credentials, in a format the rule never judges
+        "OKTA_CLIENT_SECRET = '{v}'",
+        "HEROKU_OAUTH_SECRET = '{v}'",
+        _TWILIO_FILE + "TWILIO_API_SECRET = '{v}'",
+        # no provider named: any S3-compatible store's key goes by this name
+        "SECRET_ACCESS_KEY={v}",
+        "HEROKU_PASSWORD={v}",
+    ],
+)
+def test_names_that_claim_nothing_keep_the_generic_rule(text: str) -> None:
+    value = rand(random.Random(2036), B62, 43)
+    found = list(scan_text(text.format(v=value)))
+    assert [(f.rule_id, f.sha256) for f in found] == [("secret.generic-assignment", _sha(value))]
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("JIRA_API_TOKEN=ATATT3xFfGF0{v}", "secret.atlassian-api-token"),
+        ("password = pypi-AgEIcHlwaS5vcmc{v}", "secret.pypi-api-token"),
+        ("OP_SERVICE_ACCOUNT_TOKEN=ops_eyJ{v}", "secret.onepassword-service-account-token"),
+        ("ARTIFACTORY_API_KEY=AKCp{v}", "secret.jfrog-api-key"),
+        ("JFROG_TOKEN=cmVmdGtuOjAxOj{v}", "secret.jfrog-reference-token"),
+        ("AWS_SESSION_TOKEN=FwoGZXIvYXdz{v}", "secret.aws-session-token"),
+    ],
+)
+def test_a_value_opening_like_a_provider_format_is_left_to_that_rule(
+    text: str, rule_id: str
+) -> None:
+    # Too short for the format: not that credential, and not a generic one in its place.
+    short = rand(random.Random(2037), B62, 30)
+    assert _ids(text.format(v=short)) == []
+    # Long enough, it is the provider's.
+    long = rand(random.Random(2038), B62, 200) + "=" + rand(random.Random(2039), B62, 8)
+    if rule_id in {"secret.jfrog-api-key"}:
+        long = rand(random.Random(2038), B62, 69)
+    elif rule_id in {"secret.jfrog-reference-token"}:
+        long = rand(random.Random(2038), B62, 50)
+    elif rule_id in {"secret.pypi-api-token", "secret.aws-session-token"}:
+        long = rand(random.Random(2038), B62, 150)
+    assert _ids(text.format(v=long)) == [rule_id]
+
+
+_ANY_VALUE = st.text(alphabet=B64 + "-_.!#", min_size=12, max_size=60)
+_CLAIMED_NAMES = ["AWS_SECRET_ACCESS_KEY", "aws_secret_access_key", "HEROKU_API_KEY",
+                  "CF_API_KEY", "DD_API_KEY", "COHERE_API_KEY", "OKTA_API_TOKEN",
+                  "MISTRAL_API_KEY", "PAYPAL_CLIENT_SECRET", "POSTMARK_SERVER_TOKEN"]  # fmt: skip
+_UNCLAIMED_NAMES = ["password", "db_password", "api_key", "secret", "token", "access_token",
+                    "SECRET_ACCESS_KEY", "OKTA_CLIENT_SECRET", "AWS_RDS_PASSWORD",
+                    "TWILIO_API_SECRET", "HEROKU_PASSWORD", "ADYEN_HMAC_KEY"]  # fmt: skip
+_WITHOUT_CLAIMS = [dataclasses.replace(rule, claims=None) for rule in RULES]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_CLAIMED_NAMES), _ANY_VALUE, st.sampled_from(["{n} = '{v}'", "{n}={v}"]))
+def test_a_claimed_name_never_gets_a_generic_finding(name: str, value: str, form: str) -> None:
+    text = form.format(n=name, v=value)
+    assert "secret.generic-assignment" not in _ids(text)
+    # The claim removes only generic findings: every other finding is as without it.
+    without = [f for f in secrets._scan(text, "", _WITHOUT_CLAIMS, windowed=True)]
+    assert list(scan_text(text)) == [
+        f for f in without if f.rule_id != "secret.generic-assignment"
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_UNCLAIMED_NAMES),
+    _ANY_VALUE,
+    st.sampled_from(["{n} = '{v}'", "{n}={v}", "from twilio.rest import Client\n{n} = '{v}'"]),
+)
+def test_names_that_no_rule_claims_are_judged_as_before(name: str, value: str, form: str) -> None:
+    text = form.format(n=name, v=value)
+    assert list(scan_text(text)) == secrets._scan(text, "", _WITHOUT_CLAIMS, windowed=True)
+
+
+def test_the_scan_door_leaves_near_misses_to_their_providers(
+    tmp_path: Path, custodes_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    rng = random.Random(2040)
+    near, password = rand(rng, B64, 39), rand(rng, B62, 20) + "!"
+    (tmp_path / "settings.py").write_text(
+        f'AWS_SECRET_ACCESS_KEY = "{near}"\nDB_PASSWORD = "{password}"\n'
+        f'HEROKU_API_KEY = "{uuid4(rng)[:-1]}"\n'
+    )
+    (tmp_path / "notify.py").write_text(f"{_TWILIO_FILE}auth_token = '{rand(rng, HEX, 31)}'\n")
+    proc = custodes_cli("scan", ".", "--format", "json", "--no-ledger", cwd=tmp_path)
+    assert proc.returncode in {0, 1}, proc.stderr  # whether medium fails is the policy's call
+    report = json.loads(proc.stdout)
+    secret_findings = [
+        (f["rule"], f["path"], f["start_line"], f["sha256"])
+        for f in report["findings"]
+        if f["kind"] == "secret"
+    ]
+    assert secret_findings == [
+        ("secret.generic-assignment", "settings.py", 2, _sha(password))
+    ]
+    assert near not in proc.stdout
+    assert password not in proc.stdout

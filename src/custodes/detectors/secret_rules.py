@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from custodes.detectors import secret_checks as checks
 from custodes.findings import Severity
 
-__all__ = ["RULES", "SecretRule", "Severity", "Validator"]
+__all__ = ["RULES", "SecretRule", "Severity", "Validator", "value_openings"]
 
 
 Validator = Callable[[re.Match[str]], bool]
@@ -45,6 +45,13 @@ class SecretRule:
     ``match_start``, for an anchored rule, maps a keyword occurrence to the only offset where a
     match containing it can begin (the generic rule: the start of the name holding it); the
     scanner then tries one anchored match there instead of searching a window.
+
+    ``claims``, on a rule that knows its credential by the name of the setting holding it, says
+    whether an assigned name names this rule's provider and credential
+    (``AWS_SECRET_ACCESS_KEY``). A rule that ``defers_to_claims`` (the generic rule, whose
+    pattern has a ``name`` group) leaves a value assigned to such a name to the claiming rule,
+    if that rule ran on the text: the provider's format is authoritative, and a value it does
+    not accept is no credential of the kind its name claims (a truncated paste, test data).
     """
 
     id: str
@@ -62,6 +69,8 @@ class SecretRule:
     check_placeholder: bool = True
     skip_paths: re.Pattern[str] | None = None
     match_start: Callable[[str, int], int] | None = None
+    claims: Callable[[str], bool] | None = None
+    defers_to_claims: bool = False
 
     def __post_init__(self) -> None:
         if not self.id.startswith("secret."):
@@ -72,6 +81,8 @@ class SecretRule:
             raise ValueError(f"{self.id}: pattern has no group {self.secret_group!r}")
         if not 0 <= self.shown_prefix <= 4 or not 0 <= self.shown_tail <= 4:
             raise ValueError(f"{self.id}: a preview shows at most 4 + 4 characters")
+        if self.defers_to_claims and "name" not in self.pattern.groupindex:
+            raise ValueError(f"{self.id}: a rule that defers to claims needs a 'name' group")
 
 
 # -- building blocks ----------------------------------------------------------------------------
@@ -84,6 +95,21 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 # name, then a closing quote or bracket of a key, then = : := => or > (XML) …
 _ASSIGN = r"[\"'`]?\]?[ \t]{0,4}(?P<sep>:=|=>|=|:|>)[ \t]{0,4}"
 _SEPARATOR = _ASSIGN + r"[\"'`]?"  # … then an opening quote
+
+
+# Every name is_secret_name accepts contains one of these (lower-cased), so the generic rule
+# is anchored on them.
+_GENERIC_KEYWORDS = (
+    "pass", "pwd", "secret", "token", "auth", "credential", "bearer", "psk",
+    "apikey", "api_key", "api-key", "api.key",
+    "accesskey", "access_key", "access-key", "access.key",
+    "privatekey", "private_key", "private-key", "private.key",
+    "secretkey", "signingkey", "signing_key", "signing-key",
+    "encryptionkey", "encryption_key", "encryption-key",
+    "masterkey", "master_key", "master-key",
+)  # fmt: skip
+
+_GENERIC_KEYWORD = re.compile("|".join(map(re.escape, _GENERIC_KEYWORDS)))
 
 
 def _assigned(name: str, value: str) -> str:
@@ -129,6 +155,8 @@ def _rule(
     check_placeholder: bool = True,
     skip_paths: re.Pattern[str] | None = None,
     match_start: Callable[[str, int], int] | None = None,
+    claims: Callable[[str], bool] | None = None,
+    defers_to_claims: bool = False,
 ) -> SecretRule:
     return SecretRule(
         id="secret." + rule_id,
@@ -145,7 +173,73 @@ def _rule(
         check_placeholder=check_placeholder,
         skip_paths=skip_paths,
         match_start=match_start,
+        claims=claims,
+        defers_to_claims=defers_to_claims,
     )
+
+
+def _named(
+    rule_id: str,
+    description: str,
+    severity: Severity,
+    keywords: tuple[str, ...],
+    name: str,
+    value: str,
+    *,
+    validate: Validator | None = None,
+    anchored: bool = True,
+    priority: int = 50,
+) -> SecretRule:
+    """A credential known by the name of its setting: ``value`` assigned to ``name``.
+
+    The rule claims the names that name its provider and its credential (see :func:`_claim`).
+    """
+    return _rule(
+        rule_id,
+        description,
+        severity,
+        keywords,
+        _assigned(name, value),
+        validate=validate,
+        anchored=anchored,
+        priority=priority,
+        claims=_claim(rule_id, keywords, name, anchored=anchored),
+    )
+
+
+def _claim(
+    rule_id: str, keywords: tuple[str, ...], name: str, *, anchored: bool
+) -> Callable[[str], bool]:
+    """Whether an assigned name names the provider and the credential of a ``_named`` rule.
+
+    Derived from the rule itself: the provider is the first word of its id or one of its
+    keywords that is not a mere credential word (``cf_``, ``dd_api``); the credential is the
+    last two words of its id (``aws-secret-access-key``: access key). A name is claimed when
+
+    * the rule's own name pattern takes it, as the rule's regex would;
+    * it ends with the credential's words: ``OKTA_CLIENT_SECRET`` and ``ADYEN_HMAC_KEY`` hold
+      other credentials of those providers, in other formats, which the rule never judges;
+      no rule's credential is a password, which a person chooses in any format;
+    * it names the provider: ``SECRET_ACCESS_KEY`` alone may hold any S3-compatible store's
+      key. For a rule whose keyword is file context (``twilio``), the file names it.
+    """
+    provider, *id_words = rule_id.split("-")
+    kind = id_words[-2:]
+    kind_run_together = "".join(kind)
+    marks = tuple(k for k in keywords if k not in _GENERIC_KEYWORDS)
+    own_name = re.compile(r"(?<![A-Za-z0-9])(?i:" + name + r")[A-Za-z0-9_.\-]{0,16}\Z")
+
+    def claims(assigned: str) -> bool:
+        words = checks.name_words(assigned)
+        if words[-len(kind) :] != kind and words[-1:] != [kind_run_together]:
+            return False
+        if anchored and provider not in words:
+            lowered = assigned.lower()
+            if not any(mark in lowered for mark in marks):
+                return False
+        return own_name.search(assigned) is not None
+
+    return claims
 
 
 def _token(
@@ -198,23 +292,124 @@ def _not_after(char_class: str, body: str) -> str:
 
 
 def _has_top_level_alternation(body: str) -> bool:
-    depth, escaped, in_class = 0, False, False
-    for char in body:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
+    return len(_alternatives(body)) > 1
+
+
+def _alternatives(body: str) -> list[str]:
+    """``body`` split at its top-level ``|``."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(body):
+        char = body[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            i = _class_end(body, i)
+            continue
+        if char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
         elif char == "|" and depth == 0:
-            return True
-    return False
+            parts.append(body[start:i])
+            start = i + 1
+        i += 1
+    parts.append(body[start:])
+    return parts
+
+
+def _class_end(regex: str, at: int) -> int:
+    """The index after the character class that opens at ``regex[at]``."""
+    i = at + 1
+    while regex[i] != "]":
+        i += 2 if regex[i] == "\\" else 1
+    return i + 1
+
+
+def _group_end(regex: str, at: int) -> int:
+    """The index after the group that opens at ``regex[at]``."""
+    depth, i = 0, at
+    while True:
+        char = regex[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            i = _class_end(regex, i)
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+
+
+_ZERO_WIDTH = ("(?<!", "(?<=", "(?!", "(?=")
+_QUANTIFIERS = frozenset("?*+{")
+_SPECIAL = frozenset(".^$*+?{}[]()|\\")
+
+
+def _openings(regex: str) -> tuple[list[str], bool]:
+    """Literal strings one of which opens every match of ``regex``; and whether that is all of it.
+
+    Reads what the table is written with: literals, escaped punctuation, lookarounds (they
+    match nothing), groups of alternatives and small classes without ranges (``do[opr]_v1_``),
+    unquantified. Anything else ends the opening: ``ghp_[A-Za-z0-9]{36}`` opens with ``ghp_``.
+    """
+    heads, i = [""], 0
+    while i < len(regex):
+        char = regex[i]
+        if regex.startswith(_ZERO_WIDTH, i):
+            i = _group_end(regex, i)
+            continue
+        if char == "(":
+            end = _group_end(regex, i)
+            body = regex[i + 1 : end - 1]
+            if body.startswith("?P<"):
+                body = body[body.index(">") + 1 :]
+            elif body.startswith("?:"):
+                body = body[2:]
+            if body.startswith("?") or regex[end : end + 1] in _QUANTIFIERS:
+                return heads, False  # an optional group, or flags: (?i:…)
+            parts = [_openings(alternative) for alternative in _alternatives(body)]
+            heads = [head + tail for head in heads for tails, _ in parts for tail in tails]
+            if not all(whole for _, whole in parts):
+                return heads, False
+            i = end
+            continue
+        if char == "[":
+            end = _class_end(regex, i)
+            members = regex[i + 1 : end - 1]
+            if not members.isalnum() or regex[end : end + 1] in _QUANTIFIERS:
+                return heads, False  # a range, a negation or an escape: no fixed characters
+            heads = [head + member for head in heads for member in members]
+            i = end
+            continue
+        if char == "\\":
+            literal, end = regex[i + 1 : i + 2], i + 2
+            if literal.isalnum():
+                return heads, False  # \d, \s, \n …
+        elif char in _SPECIAL:
+            return heads, False
+        else:
+            literal, end = char, i + 1
+        if regex[end : end + 1] in _QUANTIFIERS:
+            return heads, False
+        heads = [head + literal for head in heads]
+        i = end
+    return heads, True
+
+
+def value_openings(rule: SecretRule) -> tuple[str, ...]:
+    """Literal strings one of which opens every credential ``rule`` reports (``ghp_``, ``AKIA``).
+
+    Read off the rule's regex; ``("",)`` when its values open with no fixed characters.
+    """
+    pattern = rule.pattern.pattern
+    start = pattern.index("(?P<" + rule.secret_group + ">")
+    return tuple(_openings(pattern[start : _group_end(pattern, start)])[0])
 
 
 def _uri_password(rule_id: str, name: str, schemes: str, keywords: tuple[str, ...]) -> SecretRule:
@@ -261,25 +456,33 @@ def _generic_ok(match: re.Match[str]) -> bool:
 def _provider_prefixes() -> tuple[str, ...]:
     """Lower-case prefixes that mark a value as some provider's format.
 
-    Taken from the specific rules' keywords that are token prefixes (``ghp_``, ``sk_live_``,
-    ``xoxb-`` …), plus a few that their rules spell without a separator. A value in such a format
-    that its own rule did not report (wrong length, bad checksum) is not a credential of that
-    kind, and the generic rule must not report it in that rule's place. Mapbox ``pk.`` tokens are
-    public by design.
+    A keyword of a specific rule that opens every value of its format, as the rule's regex
+    reads (``ghp_``, ``akia``, ``atatt3``, ``pypi-ageichlwas5vcmc``, ``dp.pt.``), if it is
+    distinctive: four characters or more, or ending in a separator (``hf_``, but not ``pat``
+    or ``eyj``). A value in such a format that its own rule did not report (wrong length, bad
+    checksum) is not a credential of that kind, and the generic rule must not report it in that
+    rule's place. Mapbox ``pk.`` tokens are public by design.
     """
-    prefixes = {"akia", "asia", "abia", "acca", "aiza", "dapi", "iqojb3jpz2lux2vj", "pk.eyj"}
+    prefixes = {"pk.eyj"}
     for rule in RULES:
-        if rule.id == "secret.generic-assignment":
+        if rule.defers_to_claims:
             continue
+        openings = [opening.lower() for opening in value_openings(rule)]
         for keyword in rule.keywords:
-            if _TOKEN_PREFIX.fullmatch(keyword) and keyword not in _NOT_PREFIXES:
+            distinctive = len(keyword) >= 4 or keyword.endswith(("_", "-", "."))
+            if (
+                distinctive
+                and keyword not in _SHARED_PREFIXES
+                and any(opening.startswith(keyword) for opening in openings)
+            ):
                 prefixes.add(keyword)
     return tuple(sorted(prefixes))
 
 
-_TOKEN_PREFIX = re.compile(r"[a-z][a-z0-9]*(?:[_\-.][a-z0-9]+)*[_\-.]")
-# "sk-" is shared by many providers (OpenAI, DeepSeek …): the generic rule stays their fallback.
-_NOT_PREFIXES = frozenset({"cf-", "cf_", "key-", "secret_", "sk-", "v1.0-"})
+# Openings other credentials share: "sk-" (OpenAI, DeepSeek …), "EAAA" (Square, and Facebook
+# access tokens, which open with EAA), "key-" and "secret_" (Mailgun and Notion keys, and much
+# else). The generic rule stays their fallback.
+_SHARED_PREFIXES = frozenset({"eaaa", "key-", "secret_", "sk-", "v1.0-"})
 
 
 _HEX_KEY = _random(3.0)
@@ -330,15 +533,13 @@ _CLOUD = (
         r"(?<![A-Za-z0-9])(?P<secret>(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})(?![A-Za-z0-9])",
         shown_prefix=4,
     ),
-    _rule(
+    _named(
         "aws-secret-access-key",
         "AWS secret access key assigned to an aws_secret_access_key-like name",
         C,
         ("secret",),
-        _assigned(
-            r"aws[_.\-]?secret(?:[_.\-]?access)?(?:[_.\-]?key)?|secret[_.\-]?access[_.\-]?key",
-            r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
-        ),
+        r"aws[_.\-]?secret(?:[_.\-]?access)?(?:[_.\-]?key)?|secret[_.\-]?access[_.\-]?key",
+        r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
         validate=_random(3.5, 2),
         priority=60,
     ),
@@ -429,36 +630,30 @@ _CLOUD = (
         ("dop_v1_", "doo_v1_", "dor_v1_"),
         r"do[opr]_v1_[a-f0-9]{64}",
     ),
-    _rule(
+    _named(
         "heroku-api-key",
         "Heroku API key assigned to a heroku-named setting",
         H,
         ("heroku",),
-        _assigned(
-            r"heroku[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?key|key|token|secret|password)",
-            r"(?:" + _UUID + r"|HRKU-[A-Za-z0-9_\-]{40,100})" + _END_DASH,
-        ),
+        r"heroku[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?key|key|token|secret|password)",
+        r"(?:" + _UUID + r"|HRKU-[A-Za-z0-9_\-]{40,100})" + _END_DASH,
     ),
-    _rule(
+    _named(
         "cloudflare-api-token",
         "Cloudflare API token assigned to a cloudflare-named setting",
         H,
         ("cloudflare", "cf_", "cf-"),
-        _assigned(
-            r"cloudflare[A-Za-z0-9_.\-]{0,20}?token|cf[_\-](?:api[_\-]?)?token",
-            r"[A-Za-z0-9_\-]{40}" + _END_DASH,
-        ),
+        r"cloudflare[A-Za-z0-9_.\-]{0,20}?token|cf[_\-](?:api[_\-]?)?token",
+        r"[A-Za-z0-9_\-]{40}" + _END_DASH,
         validate=_random(3.5, 2),
     ),
-    _rule(
+    _named(
         "cloudflare-global-api-key",
         "Cloudflare global API key assigned to a cloudflare-named setting",
         H,
         ("cloudflare", "cf_", "cf-"),
-        _assigned(
-            r"(?:cloudflare|cf)[A-Za-z0-9_.\-]{0,20}?(?:api|global|auth)[_.\-]?key",
-            r"[a-f0-9]{37}" + _END,
-        ),
+        r"(?:cloudflare|cf)[A-Za-z0-9_.\-]{0,20}?(?:api|global|auth)[_.\-]?key",
+        r"[a-f0-9]{37}" + _END,
         validate=_random(3.0),
     ),
     _token(
@@ -709,23 +904,22 @@ _PAYMENTS = (
         ("access_token$production$",),
         r"access_token\$production\$[a-z0-9]{16}\$[a-f0-9]{32}",
     ),
-    _rule(
+    _named(
         "paypal-client-secret",
         "PayPal REST client secret assigned to a paypal-named setting",
         H,
         ("paypal",),
-        _assigned(r"paypal[A-Za-z0-9_.\-]{0,20}?secret", r"[A-Za-z0-9_\-]{60,90}" + _END_DASH),
+        r"paypal[A-Za-z0-9_.\-]{0,20}?secret",
+        r"[A-Za-z0-9_\-]{60,90}" + _END_DASH,
         validate=_random(4.0, 2),
     ),
-    _rule(
+    _named(
         "adyen-api-key",
         "Adyen API key assigned to an adyen-named setting",
         H,
         ("adyen",),
-        _assigned(
-            r"adyen[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?)?key",
-            r"AQE[A-Za-z0-9+/=_\-.~]{60,250}(?![A-Za-z0-9+/=_\-.~])",
-        ),
+        r"adyen[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?)?key",
+        r"AQE[A-Za-z0-9+/=_\-.~]{60,250}(?![A-Za-z0-9+/=_\-.~])",
         validate=_random(4.0, 2),
     ),
     _token(
@@ -786,15 +980,13 @@ _AI = (
             lambda v: sum(c.isupper() for c in v) >= 8 and sum(c.islower() for c in v) >= 8
         ),
     ),
-    _rule(
+    _named(
         "cohere-api-key",
         "Cohere API key assigned to a cohere-named setting",
         H,
         ("cohere", "co_api_key"),
-        _assigned(
-            r"cohere[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?key|key|token)|co_api_key",
-            r"[A-Za-z0-9]{40}" + _END,
-        ),
+        r"cohere[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?key|key|token)|co_api_key",
+        r"[A-Za-z0-9]{40}" + _END,
         validate=_random(3.8, 2),
     ),
     _token(
@@ -814,14 +1006,13 @@ _AI = (
         r"gsk_[A-Za-z0-9]{52}",
         validate=_random(4.0, 2),
     ),
-    _rule(
+    _named(
         "mistral-api-key",
         "Mistral AI API key assigned to a mistral-named setting",
         H,
         ("mistral",),
-        _assigned(
-            r"mistral[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?key|key|token)", r"[A-Za-z0-9]{32}" + _END
-        ),
+        r"mistral[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?key|key|token)",
+        r"[A-Za-z0-9]{32}" + _END,
         validate=_random(3.8, 2),
     ),
     _token(
@@ -945,15 +1136,13 @@ _MESSAGING = (
         anchored=False,  # 'SK' + hex alone is too common; require Twilio in the file
         validate=_random(3.0),
     ),
-    _rule(
+    _named(
         "twilio-auth-token",
         "Twilio account auth token assigned to an auth_token-like name",
         C,
         ("twilio",),
-        _assigned(
-            r"(?:twilio[A-Za-z0-9_.\-]{0,20}?)?auth[_.\-]?token|twilio[A-Za-z0-9_.\-]{0,20}?secret",
-            r"[a-f0-9]{32}" + _END,
-        ),
+        r"(?:twilio[A-Za-z0-9_.\-]{0,20}?)?auth[_.\-]?token|twilio[A-Za-z0-9_.\-]{0,20}?secret",
+        r"[a-f0-9]{32}" + _END,
         anchored=False,
         validate=_random(3.0),
         priority=60,
@@ -976,15 +1165,13 @@ _MESSAGING = (
         shown_prefix=0,
         validate=_random(3.0),
     ),
-    _rule(
+    _named(
         "postmark-server-token",
         "Postmark server or account token assigned to a postmark-named setting",
         H,
         ("postmark",),
-        _assigned(
-            r"postmark[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?key|key|token|secret)",
-            _UUID + _END_DASH,
-        ),
+        r"postmark[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?key|key|token|secret)",
+        _UUID + _END_DASH,
     ),
     _token(
         "brevo-api-key",
@@ -1095,23 +1282,22 @@ _DATABASES = (
 )
 
 _PLATFORMS = (
-    _rule(
+    _named(
         "datadog-api-key",
         "Datadog API key assigned to a datadog-named setting",
         H,
         ("datadog", "dd_api", "dd-api", "dd.api", "ddapi"),
-        _assigned(
-            r"(?:datadog|dd)[_.\-]?api[_.\-]?key|datadog[A-Za-z0-9_.\-]{0,20}?key",
-            r"[a-f0-9]{32}" + _END,
-        ),
+        r"(?:datadog|dd)[_.\-]?api[_.\-]?key|datadog[A-Za-z0-9_.\-]{0,20}?key",
+        r"[a-f0-9]{32}" + _END,
         validate=_random(3.0),
     ),
-    _rule(
+    _named(
         "datadog-app-key",
         "Datadog application key assigned to a datadog-named setting",
         H,
         ("datadog", "dd_app", "dd-app", "dd.app", "ddapp"),
-        _assigned(r"(?:datadog|dd)[_.\-]?app(?:lication)?[_.\-]?key", r"[a-f0-9]{40}" + _END),
+        r"(?:datadog|dd)[_.\-]?app(?:lication)?[_.\-]?key",
+        r"[a-f0-9]{40}" + _END,
         validate=_random(3.0),
     ),
     _token(
@@ -1172,15 +1358,13 @@ _PLATFORMS = (
         end=_END_DASH,
         shown_prefix=0,
     ),
-    _rule(
+    _named(
         "okta-api-token",
         "Okta API token assigned to an okta-named setting",
         H,
         ("okta",),
-        _assigned(
-            r"okta[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?)?(?:token|key|secret)",
-            r"00[A-Za-z0-9_\-]{40}" + _END_DASH,
-        ),
+        r"okta[A-Za-z0-9_.\-]{0,20}?(?:api[_.\-]?)?(?:token|key|secret)",
+        r"00[A-Za-z0-9_\-]{40}" + _END_DASH,
         validate=_random(4.0, 2),
     ),
     _token(
@@ -1238,15 +1422,13 @@ _PLATFORMS = (
         r"AAAA[A-Za-z0-9_\-]{7}:APA91b[A-Za-z0-9_\-]{130,140}",
         end=_END_DASH,
     ),
-    _rule(
+    _named(
         "algolia-admin-api-key",
         "Algolia admin or write API key assigned to an algolia-named setting",
         H,
         ("algolia",),
-        _assigned(
-            r"algolia[A-Za-z0-9_.\-]{0,20}?(?:admin|write|api|secret)[A-Za-z0-9_.\-]{0,10}?key",
-            r"[a-f0-9]{32}" + _END,
-        ),
+        r"algolia[A-Za-z0-9_.\-]{0,20}?(?:admin|write|api|secret)[A-Za-z0-9_.\-]{0,10}?key",
+        r"[a-f0-9]{32}" + _END,
         validate=_algolia_ok,
     ),
     _token(
@@ -1317,19 +1499,6 @@ _PLATFORMS = (
     ),
 )
 
-# Every name is_secret_name accepts contains one of these (lower-cased), so the generic rule
-# is anchored on them.
-_GENERIC_KEYWORDS = (
-    "pass", "pwd", "secret", "token", "auth", "credential", "bearer", "psk",
-    "apikey", "api_key", "api-key", "api.key",
-    "accesskey", "access_key", "access-key", "access.key",
-    "privatekey", "private_key", "private-key", "private.key",
-    "secretkey", "signingkey", "signing_key", "signing-key",
-    "encryptionkey", "encryption_key", "encryption-key",
-    "masterkey", "master_key", "master-key",
-)  # fmt: skip
-
-_GENERIC_KEYWORD = re.compile("|".join(map(re.escape, _GENERIC_KEYWORDS)))
 
 _GENERIC = (
     _rule(
@@ -1354,6 +1523,7 @@ _GENERIC = (
         priority=0,
         skip_paths=LOCK_FILES,
         match_start=_name_start,
+        defers_to_claims=True,
     ),
 )
 

@@ -21,7 +21,7 @@ import bisect
 import hashlib
 import re
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from custodes.detectors.keywords import keyword_index
@@ -110,9 +110,10 @@ class _Candidate:
     rule: SecretRule
     value: str
     # False when the rule recognised its format but rejected the value (a documented example,
-    # a placeholder, a failed checksum). Such a candidate is never reported, but it still
-    # silences lower-priority rules on its characters: a ghp_ token with a bad checksum is a
-    # fake GitHub token, not a generic high-entropy secret.
+    # a placeholder, a failed checksum), or left it to a rule that claims its name. Such a
+    # candidate is never reported, but it still silences lower-priority rules on its
+    # characters: a ghp_ token with a bad checksum is a fake GitHub token, not a generic
+    # high-entropy secret.
     reported: bool = True
 
 
@@ -151,15 +152,26 @@ class _Finder:
 
     def candidates(self, path: str, rules: Sequence[SecretRule]) -> list[_Candidate]:
         found: list[_Candidate] = []
+        runs: list[tuple[SecretRule, list[str]]] = []
         for rule in rules:
             if rule.skip_paths is not None and rule.skip_paths.search(path):
                 continue
             keywords = [k for k in rule.keywords if k in self.positions]
             if keywords:
-                found.extend(self._run(rule, keywords))
+                runs.append((rule, keywords))
+        # Only a rule that runs on this text speaks for the names it claims: the Twilio rule
+        # claims auth_token only in a file that mentions Twilio.
+        claims = tuple(rule.claims for rule, _ in runs if rule.claims is not None)
+        for rule, keywords in runs:
+            found.extend(self._run(rule, keywords, claims if rule.defers_to_claims else ()))
         return found
 
-    def _run(self, rule: SecretRule, keywords: Sequence[str]) -> Iterator[_Candidate]:
+    def _run(
+        self,
+        rule: SecretRule,
+        keywords: Sequence[str],
+        claims: Sequence[Callable[[str], bool]],
+    ) -> Iterator[_Candidate]:
         group = rule.secret_group
         for match in self._matches(rule, keywords):
             start, end = match.span(group)
@@ -174,6 +186,11 @@ class _Finder:
                 or (rule.validate is not None and not rule.validate(match))
                 or (rule.check_placeholder and is_placeholder(value))
             )
+            if reported and claims:
+                # The name names a provider whose rule judged this assignment: had the value
+                # been a credential of that format, that rule would have reported it.
+                name = match.group("name")
+                reported = not any(claim(name) for claim in claims)
             yield _Candidate(start, end, rule, value, reported)
 
     def _matches(self, rule: SecretRule, keywords: Sequence[str]) -> Iterator[re.Match[str]]:
