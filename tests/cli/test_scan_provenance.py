@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sysconfig
 import tarfile
 from pathlib import Path
 
@@ -221,3 +222,70 @@ def test_a_staged_change_reports_the_lines_of_the_new_file(
     assert finding["path"] == "src/cache.js"
     assert abs(finding["start_line"] - 201) <= 2
     assert abs(finding["end_line"] - (200 + len(fragment))) <= 2
+
+
+# -- what the provenance benchmark found, end to end ---------------------------------------------
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+PROVENANCE_ONLY = (
+    "schema: 1\n"
+    "name: provenance-only\n"
+    "description: only the provenance check, as the benchmark runs it\n"
+    "rules:\n"
+    "  - id: only.provenance\n"
+    "    message: code from an indexed collection\n"
+    "    provenance:\n"
+    "      collections: [deny, warn]\n"
+)
+
+
+def test_short_copies_and_copies_before_a_comment_block_are_reported_in_a_large_scan(
+    tmp_path: Path,
+) -> None:
+    """Enough text that worker processes check it; among unrelated files, a 13-line exact copy
+    (about 50 tokens) and a function copied before a long comment, an import and a statement
+    that reads like what followed it in the source: both once went unreported."""
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    for rel in ("heapq.py", "pickletools.py"):
+        shutil.copy(STDLIB / rel, leak / rel)
+    added = run("index", "add", "leak", "--collection", "leak", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    unrelated = ["difflib.py", "textwrap.py", "shlex.py", "string.py", "glob.py", "fnmatch.py"]
+    for copy in range(12):  # about 1.7 MB: past the size where the scan starts workers
+        for rel in unrelated:
+            text = (STDLIB / rel).read_text()
+            (repo / f"{Path(rel).stem}_{copy}.py").write_text(text + f"\n# copy {copy}\n")
+    heapq = (STDLIB / "heapq.py").read_text().splitlines()
+    start = next(i for i, line in enumerate(heapq) if line.startswith("def heappushpop("))
+    (repo / "short.py").write_text("\n".join(heapq[start : start + 13]) + "\n")
+    pickletools = (STDLIB / "pickletools.py").read_text().splitlines()
+    first = next(i for i, line in enumerate(pickletools) if line.startswith("def read_stringnl("))
+    last = next(i for i in range(first + 1, len(pickletools)) if pickletools[i].startswith("stringnl"))
+    function = pickletools[first:last]
+    while not function[-1].strip():
+        function.pop()
+    comment = [f"# option {i}: read by the command line front end" for i in range(40)]
+    (repo / "before_comment.py").write_text(
+        "\n".join([*function, "", *comment, "import os", "", "exported = build(flat)"]) + "\n"
+    )
+    (tmp_path / "policy.yaml").write_text(PROVENANCE_ONLY)
+    done = run(
+        "scan", "repo", "--policy", "policy.yaml", "--format", "json", "--no-ledger", cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    findings = json.loads(done.stdout)["findings"]
+    assert sorted(f["path"] for f in findings) == ["before_comment.py", "short.py"]
+    by_path = {f["path"]: f for f in findings}
+    short = by_path["short.py"]
+    assert short["source"]["path"] == "heapq.py"
+    assert short["start_line"] <= 2
+    assert short["end_line"] >= 10
+    assert short["similarity"] == 1.0
+    copied = by_path["before_comment.py"]
+    assert copied["source"]["path"] == "pickletools.py"
+    assert copied["start_line"] <= 2
+    assert len(function) - 3 <= copied["end_line"] <= len(function)  # not over the comment
+    assert abs(copied["source"]["start_line"] - (first + 1)) <= 2

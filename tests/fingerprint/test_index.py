@@ -9,7 +9,6 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 import sysconfig
 import tarfile
 from array import array
@@ -22,9 +21,8 @@ from hypothesis import strategies as st
 
 import custodes.fingerprint.index as index_module
 from custodes.errors import CollectionNotFound, FingerprintIndexError, UsageError
-from custodes.fingerprint.index import Columns, Index, Mode, add_paths, columns_of, prepare_ahead
+from custodes.fingerprint.index import Columns, Index, Mode, add_paths, columns_of
 from custodes.fingerprint.winnow import FINGERPRINT_VERSION, fingerprint
-from custodes.sources import walk
 from custodes.subject import SkipReason
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -129,6 +127,75 @@ def test_lookup_agrees_with_a_reference(
     common = {h for h, _ in idx.common(probe, max_files=max_files)}
     assert common == {h for h in probe if len(holders[h]) > max_files}
     idx.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first=files_strategy,
+    second=files_strategy,
+    max_files=st.integers(1, 4),
+    probe=st.sets(st.integers(0, 45)),
+)
+def test_postings_for_a_batch_agree_with_a_reference(
+    tmp_path_factory: pytest.TempPathFactory,
+    first: dict[str, list[int]],
+    second: dict[str, list[int]],
+    max_files: int,
+    probe: set[int],
+) -> None:
+    """The batched lookup a scan makes: by hash, every posting outside the collections where
+    the hash is boilerplate, with the number of that collection's files holding it."""
+    idx = Index.open(tmp_path_factory.mktemp("batch") / "i.db", create=True)
+    _add(idx, "one", first)
+    _add(idx, "two", second)
+    ids = {c.name: c.id for c in idx.collections()}
+    expected: set[tuple[int, str, str, int, int]] = set()
+    common: dict[str, set[int]] = {}
+    for name, files in (("one", first), ("two", second)):
+        holders: dict[int, set[str]] = defaultdict(set)
+        for path, hashes in files.items():
+            for h in hashes:
+                holders[h].add(path)
+        common[name] = {h for h, paths in holders.items() if len(paths) > max_files}
+        expected |= {
+            (h, name, path, pos, len(holders[h]))
+            for path, hashes in files.items()
+            for pos, h in enumerate(hashes)
+            if h in probe and len(holders[h]) <= max_files
+        }
+    names = {v: k for k, v in ids.items()}
+    paths = {v.id: v.path for v in idx.files(range(1, 100)).values()}
+    found = idx.postings_for(probe, max_files=max_files)
+    got = {
+        (row[0], names[row[1]], paths[row[2]], row[4], row[7])
+        for h, rows in found.items()
+        for row in rows
+        if row[0] == h
+    }
+    assert got == expected
+    assert all(rows for rows in found.values())
+    assert {names[c]: set(hs) for c, hs in idx.boilerplate(max_files).items()} == {
+        name: hashes for name, hashes in common.items() if hashes
+    }
+    idx.close()
+
+
+def test_boilerplate_is_read_again_once_the_index_changes(tmp_path: Path) -> None:
+    db = tmp_path / "i.db"
+    reader = Index.open(db, create=True)
+    _add(reader, "leak", {"a": [7, 1], "b": [7, 2]})
+    leak = reader.collection("leak").id
+    assert reader.boilerplate(1) == {leak: frozenset({7})}
+    assert set(reader.postings_for([1, 7], max_files=1)) == {1}
+    with Index.open(db) as writer:  # another connection, as another process would
+        _add(writer, "leak", {"c": [1]})
+    assert reader.boilerplate(1) == {leak: frozenset({7, 1})}
+    assert reader.postings_for([1, 7], max_files=1) == {}
+    _add(reader, "leak", {"d": [5], "e": [5]})  # and its own writes
+    assert reader.boilerplate(1) == {leak: frozenset({7, 1, 5})}
+    reader.remove("leak")
+    assert reader.boilerplate(1) == {}
+    reader.close()
 
 
 def test_adding_a_path_again_replaces_it(idx: Index) -> None:
@@ -369,49 +436,3 @@ def test_the_index_holds_no_source_text(tmp_path: Path) -> None:
         for line in (STDLIB / rel).read_text().splitlines():
             if len(line.strip()) >= 12:  # shorter lines are words any file may hold
                 assert line.strip().encode() not in stored, line
-
-
-def test_fingerprinting_ahead_in_a_pool_gives_what_one_process_gives(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root = _tree(tmp_path / "src")
-    monkeypatch.setattr(index_module, "_SCAN_BATCH_CHARS", 1)
-    monkeypatch.setattr(index_module, "_POOL_AFTER_CHARS", 1)
-    runs = []
-    for jobs in (1, 2):
-        out = []
-        for item, prepared in prepare_ahead(walk(root), jobs=jobs):
-            if prepared is None:
-                out.append((item.path, None, None))
-            else:
-                cols = prepared.columns
-                out.append(
-                    (
-                        item.path,
-                        prepared.skip,
-                        None if cols is None else list(zip(cols.hashes, cols.start_lines, strict=True)),
-                    )
-                )
-        runs.append(out)
-    assert runs[0] == runs[1]
-    assert [path for path, *_ in runs[0]] == [item.path for item in walk(root)]
-    assert sum(1 for _, skip, cols in runs[0] if cols) == 4
-
-
-def test_a_program_without_a_main_guard_still_gets_its_fingerprints(tmp_path: Path) -> None:
-    # Worker processes re-import the program; one that starts the pool at import time kills
-    # them. custodes says so, once, and finishes the work in the program's own process.
-    script = tmp_path / "noguard.py"
-    script.write_text(
-        "import custodes.fingerprint.index as m\n"
-        "from custodes.sources import walk\n"
-        "m._SCAN_BATCH_CHARS, m._POOL_AFTER_CHARS = 1000, 1\n"
-        f"items = list(m.prepare_ahead(walk({str(STDLIB / 'json')!r}), jobs=2))\n"
-        "print('prepared', sum(1 for _, p in items if p is not None and p.columns))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "prepared 5"
-    assert done.stderr.count("a fingerprinting worker process stopped") == 1

@@ -4,6 +4,7 @@ and the provenance detector's findings (lines, source, identity, no text)."""
 from __future__ import annotations
 
 import hashlib
+import keyword
 import random
 import re
 import sysconfig
@@ -14,8 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from custodes.detectors.provenance import ProvenanceDetector, match_hash
+from custodes.fingerprint.boilerplate import boilerplate_lines
 from custodes.fingerprint.index import Index, Mode, columns_of
 from custodes.fingerprint.match import Matcher, MatchOptions
+from custodes.fingerprint.tokenize import abstract, tokenize
 from custodes.fingerprint.winnow import FileFingerprints, Fingerprint, Layer, fingerprint
 from custodes.subject import SkipReason, Subject, SubjectKind
 
@@ -181,6 +184,8 @@ def test_regions_below_the_minimum_size_are_not_reported(tmp_path: Path) -> None
         {"max_files": 0},
         {"min_tokens": -1},
         {"max_gap_lines": -1},
+        {"plain_variety": 1.5},
+        {"plain_weight": -1},
     ],
 )
 def test_options_are_checked(bad: dict[str, float]) -> None:
@@ -269,6 +274,128 @@ def test_unrelated_real_files_match_nothing(tmp_path: Path) -> None:
     for rel in ["json/scanner.py", "json/tool.py", "string.py", "glob.py", "fnmatch.py", "bisect.py"]:
         text = (STDLIB / rel).read_text()
         assert matcher.match(fingerprint(text, "python")) == [], rel
+
+
+# -- what the provenance benchmark found -------------------------------------------------------
+
+FOLLOWED = ["pickletools.py", "inspect.py", "selectors.py", "copy.py", "pkgutil.py"]
+
+
+def _functions_followed_by_a_statement(rel: str) -> list[tuple[int, int]]:
+    """(first, last) lines of the top-level functions of 15-40 lines in ``rel`` that the
+    source follows with a statement starting with a name (``x = …``, ``f(…)``): what a copy's
+    last k-grams run on into when the copy is followed by a statement of that shape too."""
+    lines = _lines(rel)
+    out = []
+    for i, line in enumerate(lines):
+        if not line.startswith("def "):
+            continue
+        j = i + 1
+        while j < len(lines) and (not lines[j] or lines[j][0] in " \t#"):
+            j += 1
+        word = re.match(r"[A-Za-z_]\w*", lines[j]) if j < len(lines) else None
+        if word is None or keyword.iskeyword(word[0]):
+            continue
+        last = j - 1
+        while not lines[last].strip():
+            last -= 1
+        code = [t for t in tokenize("\n".join(lines[i : last + 1]), "python")]
+        if 15 <= last - i + 1 <= 40 and len(code) >= 60:  # code, not mostly a docstring
+            out.append((i + 1, last + 1))
+    return out
+
+
+def _followed_by_a_comment(function: list[str], comment_lines: int) -> tuple[str, int, int]:
+    """The function in a file of its own, then a comment block, an import and a statement
+    starting with a name; the function's lines."""
+    comment = [f"# note {i}: options parsed by the command line front end" for i in range(comment_lines)]
+    head = ["def unrelated(a, b):", "    return a * b", "", ""]
+    text = "\n".join([*head, *function, "", *comment, "import os", "", "exported = build(flat)"])
+    return text + "\n", len(head) + 1, len(head) + len(function)
+
+
+@pytest.mark.parametrize("comment_lines", [40, 12])
+def test_a_copy_followed_by_a_comment_block_is_reported_with_its_own_lines(
+    tmp_path: Path, comment_lines: int
+) -> None:
+    """A copy's last k-gram used to run on across the comment to the statement after it, when
+    its first token read like what followed in the source: over a long comment the region
+    grew to several times its source and was dropped (the copy was missed), over a shorter one
+    it was reported with the comment's lines."""
+    idx = _index(tmp_path / "i.db", {"leak": {rel: (STDLIB / rel).read_text() for rel in FOLLOWED}}, {})
+    matcher = Matcher(idx)
+    cases = [(rel, a, b) for rel in FOLLOWED for a, b in _functions_followed_by_a_statement(rel)]
+    assert len(cases) >= 12
+    for rel, a, b in cases:
+        text, first, last = _followed_by_a_comment(_lines(rel)[a - 1 : b], comment_lines)
+        found = [m for m in matcher.match(fingerprint(text, "python")) if m.source.path == rel]
+        assert found, (rel, a, b)
+        assert all(m.end_line <= last for m in found), (rel, a, b, found)
+        assert all(m.source_start <= b and a <= m.source_end for m in found), (rel, a, b)
+        best = max(found, key=lambda m: m.lines)
+        assert best.start_line <= first + 2
+        assert best.lines >= 0.6 * (last - first + 1)
+
+
+def _functions(rel: str) -> list[int]:
+    return [i + 1 for i, line in enumerate(_lines(rel)) if line.lstrip().startswith("def ")]
+
+
+def test_a_short_exact_copy_is_reported(tmp_path: Path) -> None:
+    """13 lines of a function, about 50 tokens, copied verbatim into a file of their own: the
+    k-grams that survive winnowing span fewer tokens than the copy holds, and such copies went
+    unreported when a region's size was estimated from them."""
+    modules = ["textwrap.py", "heapq.py", "fractions.py", "glob.py", "shlex.py", "string.py"]
+    idx = _index(tmp_path / "i.db", {"leak": {rel: (STDLIB / rel).read_text() for rel in modules}}, {})
+    matcher = Matcher(idx)
+    checked = 0
+    for rel in modules:
+        lines = _lines(rel)
+        everywhere = "\0".join(abstract(tokenize("\n".join(lines), "python")))
+        for first in _functions(rel):
+            window = lines[first - 1 : first + 12]
+            text = "\n".join(window) + "\n"
+            masked = boilerplate_lines(text, "python")
+            tokens = [t for t in tokenize(text, "python") if t.line not in masked]
+            if len(window) < 13 or not 50 <= len(tokens) <= 60:
+                continue
+            if everywhere.count("\0".join(abstract(tokens))) > 1:
+                continue  # the same code, names aside, is elsewhere in the module too
+            checked += 1
+            found = [m for m in matcher.match(fingerprint(text, "python")) if m.source.path == rel]
+            assert found, (rel, first, len(tokens))
+            (m,) = found
+            assert m.similarity == 1.0
+            assert m.start_line <= 3
+            assert m.lines >= 8
+            # The named source lines hold the window (edges: see above; where the module repeats
+            # a method's shape, the alignment may take in its twin next door).
+            assert min(m.source_end, first + 12) - max(m.source_start, first) + 1 >= 8
+    assert checked >= 10
+
+
+def test_look_alike_runs_of_exception_classes_are_not_copies(tmp_path: Path) -> None:
+    """Runs of ``class XError(Base): \"\"\"doc\"\"\"`` read the same once names are abstracted:
+    plain code (few distinct symbols, one pattern repeated) needs rare evidence — fingerprints
+    few files of the collection share — unless the raw layer (the text itself) agrees."""
+    modules = [
+        "asyncio/exceptions.py", "http/client.py", "configparser.py", "zipfile.py",
+        "tarfile.py", "shutil.py", "smtplib.py",
+    ]  # fmt: skip
+    idx = _index(tmp_path / "i.db", {"leak": {rel: (STDLIB / rel).read_text() for rel in modules}}, {})
+    matcher = Matcher(idx)
+    assert matcher.match(fingerprint((STDLIB / "email/errors.py").read_text(), "python")) == []
+    # The same run copied verbatim is a copy.
+    run = (STDLIB / "asyncio/exceptions.py").read_text().split("\n")
+    first = next(i for i, line in enumerate(run) if line.startswith("class "))
+    copy = run[first : first + 30]
+    text, a, b = _splice(_lines(HOST), 120, copy)
+    (m,) = matcher.match(fingerprint(text, "python"))
+    assert m.source.path == "asyncio/exceptions.py"
+    assert a <= m.start_line
+    assert m.end_line <= b
+    assert m.lines >= 20
+    assert m.similarity >= 0.9
 
 
 # -- the detector ------------------------------------------------------------------------------

@@ -326,6 +326,8 @@ _ALPHABET = st.sampled_from(
     [
         *"abc xyz019_$@#\n\t\"'`/*\\{}()[];:.,=+-<>!?%&|^~r",
         *['"""', "'''", "/*", "*/", "//", "<<~EOS\n", "EOS", "=begin\n", "=end", "${", 'R"(', "é"],
+        # Blanks before a directive or a line's first token (lexing skips runs of blanks).
+        *["    ", "\n  #if ", "\r\n", "\f", "\v", " # "],
     ]
 )
 _TEXTS = st.lists(_ALPHABET, max_size=60).map("".join)

@@ -116,6 +116,18 @@ def test_raw_layer_guarantee_over_lines(lines: list[str]) -> None:
 # -- what a fingerprint says -------------------------------------------------------------------
 
 
+def _core_lines(spans: list[tuple[int, int]]) -> tuple[int, int]:
+    """Reference: the lines of the block of a k-gram's items (first line, last line each)
+    holding most of them, blocks being cut where more than three lines carry no item."""
+    blocks: list[list[tuple[int, int]]] = [[spans[0]]]
+    for span in spans[1:]:
+        if span[0] - blocks[-1][-1][1] > 3:
+            blocks.append([])
+        blocks[-1].append(span)
+    widest = max(blocks, key=len)  # the first of equals
+    return widest[0][0], widest[-1][1]
+
+
 def test_fingerprints_point_at_their_kgrams() -> None:
     path = Path(__file__).parent / "clones.py"
     text = path.read_text("utf-8")
@@ -124,21 +136,31 @@ def test_fingerprints_point_at_their_kgrams() -> None:
     tokens = [t for t in tokenize(text, "python") if t.line not in masked]
     assert result.tokens == len(tokens)
     assert result.lines == text.count("\n")
+    assert list(result.token_lines) == [t.line for t in tokens]
     values = [symbol_value(s) for s in abstract(tokens)]
+    assert list(result.token_symbols) == values
     hashes = kgram_hashes(values, K_TOKENS)
     positions = [f.position for f in result.fingerprints if f.layer is Layer.TOKENS]
     assert positions == sorted(positions)
     assert positions == winnow(hashes, W_TOKENS)
+    raw_lines = [
+        n for n, line in enumerate(text.split("\n"), 1)
+        if any(c.isalnum() for c in line.replace("_", "")) and n not in masked
+    ]  # fmt: skip
+    trimmed = 0
     for f in result.fingerprints:
         assert 0 <= f.hash < 2**63
         if f.layer is Layer.TOKENS:
             assert f.hash == hashes[f.position] < 2**61
-            last = tokens[f.position + K_TOKENS - 1]
-            assert f.start_line == tokens[f.position].line
-            assert f.end_line == last.line + last.text.count("\n")  # a docstring spans lines
+            gram = tokens[f.position : f.position + K_TOKENS]
+            # A docstring spans lines.
+            spans = [(t.line, t.line + t.text.count("\n")) for t in gram]
         else:
             assert f.hash >= 2**62
-            assert f.start_line + K_RAW - 1 <= f.end_line
+            spans = [(n, n) for n in raw_lines[f.position : f.position + K_RAW]]
+        assert (f.start_line, f.end_line) == _core_lines(spans)
+        trimmed += (f.start_line, f.end_line) != (spans[0][0], spans[-1][1])
+    assert trimmed  # the file has blocks of comments and blank lines that k-grams run across
 
 
 def test_line_and_token_counts() -> None:

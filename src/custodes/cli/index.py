@@ -412,7 +412,7 @@ class ProvenanceHook:
         if self.path is None:
             return _NoCollections()
         if self._detector is None:
-            # Two processes fingerprint ahead of the scan once there is enough to scan.
+            # Two processes fingerprint and match ahead of the scan once there is enough to scan.
             self._detector = ProvenanceDetector(Index.open(self.path), jobs=2)
         return self._detector
 

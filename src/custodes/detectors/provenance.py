@@ -1,7 +1,8 @@
 """The provenance detector: protected code (a leak, our own proprietary modules) in a subject.
 
 Each subject is fingerprinted and matched against the provenance index
-(:mod:`custodes.fingerprint.match`). A match becomes one finding:
+(:mod:`custodes.fingerprint.match`), in worker processes ahead of the scan when there is a lot
+to scan (:mod:`custodes.fingerprint.ahead`). A match becomes one finding:
 
 * rule ``provenance.deny`` (severity high, fails the default gate) for a collection in ``deny``
   mode, ``provenance.warn`` (medium) for one in ``warn`` mode;
@@ -22,13 +23,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 from custodes.findings import Finding, Severity, SourceRef
-from custodes.fingerprint.index import Index, Mode, Prepared, prepare, prepare_ahead
+from custodes.fingerprint.ahead import Checked, check, check_ahead
+from custodes.fingerprint.index import Index, Mode
 from custodes.fingerprint.match import Match, Matcher, MatchOptions
 from custodes.subject import Skipped, SkipReason, Subject
 
 __all__ = ["RULES", "ProvenanceDetector", "match_hash"]
 
-_KEEP = 256  # prepared subjects held for scan() (the engine scans each as soon as it is yielded)
+_KEEP = 256  # checked subjects held for scan() (the engine scans each as soon as it is yielded)
 
 RULES: dict[Mode, tuple[str, Severity]] = {
     Mode.DENY: ("provenance.deny", Severity.HIGH),
@@ -57,48 +59,47 @@ class ProvenanceDetector:
         index.check_version()
         self._matcher = Matcher(index, options)
         self._jobs = jobs
-        # Subjects prepared ahead by with_skips(), by identity, until scan() takes them; a
+        # Subjects checked ahead by with_skips(), by identity, until scan() takes them; a
         # subject the policy never hands to scan() ages out.
-        self._ready: OrderedDict[int, tuple[Subject, Prepared]] = OrderedDict()
+        self._ready: OrderedDict[int, tuple[Subject, Checked]] = OrderedDict()
 
-    def _prepare(self, subject: Subject) -> Prepared:
+    def _check(self, subject: Subject) -> Checked:
         ready = self._ready.get(id(subject))
         if ready is not None and ready[0] is subject:
             return ready[1]
-        prepared = prepare(subject.text, subject.path, subject.language)
-        self._keep(subject, prepared)
-        return prepared
+        checked = check(self._matcher, subject)
+        self._keep(subject, checked)
+        return checked
 
-    def _keep(self, subject: Subject, prepared: Prepared) -> None:
-        self._ready[id(subject)] = (subject, prepared)
+    def _keep(self, subject: Subject, checked: Checked) -> None:
+        self._ready[id(subject)] = (subject, checked)
         while len(self._ready) > _KEEP:
             self._ready.popitem(last=False)
 
     def skip_reason(self, subject: Subject) -> SkipReason | None:
         """Why ``subject`` is not matched (minified, generated), or None when it is."""
-        return self._prepare(subject).skip
+        return self._check(subject).skip
 
     def with_skips(self, items: Iterable[Subject | Skipped]) -> Iterator[Subject | Skipped]:
         """``items``, each minified or generated subject preceded by a record saying so.
 
         The subject itself still goes to the other detectors (a minified bundle can hold a
         credential); only provenance passes it by, and the report lists it as not checked.
-        Subjects are fingerprinted here, ahead of :meth:`scan` and in worker processes once
-        there is enough to do, so that fingerprinting runs beside the other detectors.
+        Subjects are fingerprinted and matched here, ahead of :meth:`scan` and in worker
+        processes once there is enough to do, so that this work runs beside the other
+        detectors.
         """
-        for item, prepared in prepare_ahead(items, jobs=self._jobs):
-            if isinstance(item, Subject) and prepared is not None:
-                self._keep(item, prepared)
-                if prepared.skip is not None:
-                    yield Skipped(item.path, prepared.skip, "not checked for provenance")
+        for item, checked in check_ahead(items, self._matcher, jobs=self._jobs):
+            if isinstance(item, Subject) and checked is not None:
+                self._keep(item, checked)
+                if checked.skip is not None:
+                    yield Skipped(item.path, checked.skip, "not checked for provenance")
             yield item
 
     def matches(self, subject: Subject) -> list[Match]:
-        prepared = self._prepare(subject)
+        checked = self._check(subject)
         self._ready.pop(id(subject), None)
-        if prepared.columns is None:
-            return []
-        return self._matcher.match_columns(prepared.columns)
+        return list(checked.matches)
 
     def scan(self, subject: Subject) -> Iterator[Finding]:
         for m in self.matches(subject):

@@ -198,7 +198,7 @@ _MINIFIED_AVERAGE = 200  # characters per line
 _MINIFIED_LINE = 1000
 _MINIFIED_SPACE = 0.05  # a dense line: less whitespace than this
 _MINIFIED_SHARE = 0.5  # of the text in dense long lines
-_LONG_LINE: Final = re.compile(f"[^\n]{{{_MINIFIED_LINE + 1}}}")
+_LONG_LINE: Final = re.compile(f"^[^\n]{{{_MINIFIED_LINE + 1}}}", re.MULTILINE)  # from line starts only
 
 
 def classify(path: str, text: str) -> SkipReason | None:

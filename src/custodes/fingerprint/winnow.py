@@ -25,11 +25,15 @@ a fingerprint of the same text would.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import pairwise
 from typing import Final
 
 from crc32c import crc32c
@@ -41,20 +45,27 @@ __all__ = [
     "FINGERPRINT_VERSION",
     "K_RAW",
     "K_TOKENS",
+    "LAYERS_BY_CODE",
+    "LAYER_CODES",
     "W_RAW",
     "W_TOKENS",
+    "Columns",
     "FileFingerprints",
     "Fingerprint",
     "Layer",
+    "Winnowed",
+    "columns_of",
     "fingerprint",
     "kgram_hashes",
     "symbol_value",
     "wfp",
     "winnow",
+    "winnowed",
 ]
 
-FINGERPRINT_VERSION: Final = 1
-"""Bumped whenever the fingerprints of a text change (lexing, normalisation, hashing, K, W)."""
+FINGERPRINT_VERSION: Final = 2
+"""Bumped whenever the fingerprints of a text change (lexing, normalisation, hashing, K, W, or
+the lines a fingerprint is said to cover)."""
 
 K_TOKENS: Final = 12
 """Symbols per k-gram of the TOKENS layer: long enough that a k-gram is rarely shared by chance."""
@@ -95,23 +106,94 @@ class Fingerprint:
 
 @dataclass(frozen=True, slots=True)
 class FileFingerprints:
-    """The fingerprints of one text: both layers, winnowed, boilerplate left out."""
+    """The fingerprints of one text: both layers, winnowed, boilerplate left out.
+
+    ``token_lines`` holds the line of each token that counts, in order, so that a matcher can
+    count the tokens of any run of lines; ``token_symbols`` the stable value of each one's
+    abstract symbol (see :func:`symbol_value`), so that it can tell varied code from a
+    pattern repeated. Both are empty when not known (fingerprints read back from an index).
+    """
 
     fingerprints: tuple[Fingerprint, ...]
     tokens: int  # tokens that count (boilerplate lines left out)
     lines: int  # lines of the text
+    token_lines: array[int] = field(default_factory=lambda: array("l"))
+    token_symbols: array[int] = field(default_factory=lambda: array("q"))
+
+
+LAYER_CODES: Final[dict[Layer, int]] = {Layer.RAW: 0, Layer.TOKENS: 1}
+"""How a layer is stored (the index's ``layer`` column, a pack's layer bytes)."""
+LAYERS_BY_CODE: Final[dict[int, Layer]] = {code: layer for layer, code in LAYER_CODES.items()}
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Fingerprints as packed columns: cheap to pickle, insert and export."""
+
+    hashes: array[int]  # 'q'
+    layers: array[int]  # 'B', LAYER_CODES
+    positions: array[int]  # 'l'
+    start_lines: array[int]  # 'l'
+    end_lines: array[int]  # 'l'
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def validate(self) -> None:
+        n = len(self.hashes)
+        columns = (self.layers, self.positions, self.start_lines, self.end_lines)
+        if any(len(column) != n for column in columns):
+            raise ValueError("fingerprint columns differ in length")
+
+    @classmethod
+    def empty(cls) -> Columns:
+        return cls(array("q"), array("B"), array("l"), array("l"), array("l"))
+
+
+def columns_of(prints: FileFingerprints) -> Columns:
+    """Pack a file's fingerprints into columns."""
+    fps = prints.fingerprints
+    return Columns(
+        array("q", [fp.hash for fp in fps]),
+        array("B", [LAYER_CODES[fp.layer] for fp in fps]),
+        array("l", [fp.position for fp in fps]),
+        array("l", [fp.start_line for fp in fps]),
+        array("l", [fp.end_line for fp in fps]),
+    )
+
+
+@dataclass(frozen=True)
+class Winnowed:
+    """One text's fingerprints as columns (tokens layer first, each layer in text order) and
+    what a matcher needs besides: see :class:`FileFingerprints`."""
+
+    columns: Columns
+    tokens: int
+    lines: int
+    token_lines: array[int]
+    token_symbols: array[int]
+
+    @classmethod
+    def of(cls, prints: FileFingerprints) -> Winnowed:
+        return cls(
+            columns_of(prints), prints.tokens, prints.lines, prints.token_lines,
+            prints.token_symbols,
+        )  # fmt: skip
 
 
 _PRIME: Final = (1 << 61) - 1
 _RAW_TAG: Final = 1 << 62
 
 
+_BLAKE: Final = hashlib.blake2b(digest_size=8, person=b"custodes-fp")  # copied: cheaper
+
+
 def symbol_value(symbol: str) -> int:
-    """The stable value in ``[0, 2**61 - 1)`` that a symbol (or a normalised line) hashes as."""
-    digest = hashlib.blake2b(
-        symbol.encode("utf-8", "surrogatepass"), digest_size=8, person=b"custodes-fp"
-    ).digest()
-    return int.from_bytes(digest, "big") % _PRIME
+    """The stable value in ``[0, 2**61 - 1)`` that a symbol (or a normalised line) hashes as:
+    BLAKE2b-64 personalised ``custodes-fp``, modulo 2**61 - 1."""
+    hasher = _BLAKE.copy()
+    hasher.update(symbol.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(hasher.digest(), "big") % _PRIME
 
 
 class _Values(dict[str, int]):
@@ -180,56 +262,170 @@ def _count_lines(text: str) -> int:
 
 
 _RAW_DROP: Final = re.compile(r"[^\w\n]+|_+")
+# The same for ASCII, by table (several times faster than the pattern); the pattern then only
+# sees what is left of a text that is not ASCII.
+_RAW_DROP_ASCII: Final = {c: None for c in range(128) if not chr(c).isalnum() and c != 10}
+
+
+def _raw_text(text: str) -> str:
+    """``text`` lower-cased, with only letters, digits and newlines left."""
+    kept = text.lower().translate(_RAW_DROP_ASCII)
+    return kept if kept.isascii() else _RAW_DROP.sub("", kept)
+
+
+# Normalised lines repeat across files (``return``, ``else``, ``}`` reduce to little).
+_raw_value: Final = functools.lru_cache(maxsize=1 << 16)(symbol_value)
+
+_SPLIT: Final = 3
+"""Lines without a token (blank, comment, boilerplate) that split a k-gram's lines. A k-gram
+that runs on across a longer gap covers, as far as its lines say, only the side holding most
+of its items: a match must not stretch over a comment block on the strength of the first
+tokens beyond it."""
+
+
+def _splits(starts: list[int], ends: dict[int, int]) -> list[int]:
+    """Indices of the items that start a new block: more than ``_SPLIT`` lines after the end
+    of the item before (``starts`` in order; ``ends`` gives the last line of items that span
+    lines). Only a jump between two distinct lines can be one, so lines are compared, not
+    items (a line holds several tokens)."""
+    distinct = sorted(set(starts))
+    out: list[int] = []
+    for before, line in pairwise(distinct):
+        if line - before > _SPLIT:
+            i = bisect_left(starts, line)
+            if line - ends.get(i - 1, starts[i - 1]) > _SPLIT:
+                out.append(i)
+    return out
+
+
+def _spans(
+    positions: list[int], k: int, starts: list[int], ends: dict[int, int]
+) -> tuple[list[int], list[int]]:
+    """The first and last line of the k-gram at each position (see ``_SPLIT``)."""
+    splits = _splits(starts, ends)
+    if not splits:  # the usual case for a k-gram: no gap inside it
+        return [starts[p] for p in positions], [ends.get(p + k - 1, starts[p + k - 1]) for p in positions]
+    first_lines: list[int] = []
+    last_lines: list[int] = []
+    after = iter(splits)
+    cut = next(after)  # the first block start after the current k-gram's first item
+    none = len(starts)
+    for p in positions:
+        while cut <= p:
+            cut = next(after, none)
+        first, last = p, p + k - 1
+        if cut <= last:
+            first, last = _core(splits, first, last)
+        first_lines.append(starts[first])
+        last_lines.append(ends.get(last, starts[last]))
+    return first_lines, last_lines
+
+
+def _unmasked(
+    masked: frozenset[int], symbols: list[str], lines: list[int], last_lines: dict[int, int]
+) -> tuple[list[str], list[int], dict[int, int]]:
+    """The tokens whose line is not in ``masked``. Lines are in order and masked lines come in
+    runs (a header, a block of imports), so whole runs of tokens are cut at once."""
+    cuts: list[tuple[int, int]] = []  # [from, to) token indices to drop
+    for first, last in _runs(sorted(masked)):
+        i, j = bisect_left(lines, first), bisect_right(lines, last)
+        if i < j:
+            cuts.append((i, j))
+    if not cuts:
+        return symbols, lines, last_lines
+    kept_symbols: list[str] = []
+    kept_lines: list[int] = []
+    spans: dict[int, int] = {}
+    begin = 0
+    for i, j in [*cuts, (len(lines), len(lines))]:
+        offset = len(kept_lines) - begin
+        for old, last in last_lines.items():
+            if begin <= old < i:
+                spans[old + offset] = last
+        kept_symbols += symbols[begin:i]
+        kept_lines += lines[begin:i]
+        begin = j
+    return kept_symbols, kept_lines, spans
+
+
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted ``numbers`` as runs of consecutive ones: (first, last) each."""
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
+def _core(splits: list[int], first: int, last: int) -> tuple[int, int]:
+    """The first and last item of the block of items ``first``..``last`` that holds most of
+    them (the earliest of equals), given where blocks start."""
+    lo, hi = bisect_right(splits, first), bisect_right(splits, last)
+    if lo == hi:
+        return first, last
+    bounds = [first, *splits[lo:hi], last + 1]
+    widest = max(range(len(bounds) - 1), key=lambda b: bounds[b + 1] - bounds[b])
+    return bounds[widest], bounds[widest + 1] - 1
+
+
+def winnowed(text: str, language: str | None) -> Winnowed:
+    """:func:`fingerprint` as packed columns, the form indexing and matching use."""
+    masked = boilerplate_lines(text, language)
+    symbols, lines, last_lines = _symbols(language, text)
+    if masked:
+        symbols, lines, last_lines = _unmasked(masked, symbols, lines, last_lines)
+    values = list(map(_VALUES.__getitem__, symbols))
+    hashes = kgram_hashes(values, K_TOKENS)
+    positions = winnow(hashes, W_TOKENS)
+    out_hashes = [hashes[p] for p in positions]
+    starts, ends = _spans(positions, K_TOKENS, lines, last_lines)
+    token_count = len(out_hashes)
+
+    raw_values: list[int] = []
+    raw_lines: list[int] = []
+    for number, normalised in enumerate(_raw_text(text).split("\n"), 1):
+        if normalised and number not in masked:
+            raw_values.append(_raw_value(normalised))
+            raw_lines.append(number)
+    hashes = kgram_hashes(raw_values, K_RAW)
+    raw_positions = winnow(hashes, W_RAW)
+    out_hashes += [hashes[p] | _RAW_TAG for p in raw_positions]
+    raw_starts, raw_ends = _spans(raw_positions, K_RAW, raw_lines, {})
+    starts += raw_starts
+    ends += raw_ends
+    layers = array("B", bytes([LAYER_CODES[Layer.TOKENS]]) * token_count)
+    layers.frombytes(bytes([LAYER_CODES[Layer.RAW]]) * len(raw_positions))
+    columns = Columns(
+        array("q", out_hashes),
+        layers,
+        array("l", positions + raw_positions),
+        array("l", starts),
+        array("l", ends),
+    )
+    return Winnowed(
+        columns, len(symbols), _count_lines(text), array("l", lines), array("q", values)
+    )
 
 
 def fingerprint(text: str, language: str | None) -> FileFingerprints:
     """Both layers of fingerprints of ``text`` (see the module's docstring). Never raises."""
-    masked = boilerplate_lines(text, language)
-    symbols, lines, last_lines = _symbols(language, text)
-    if masked:
-        keep = [i for i, line in enumerate(lines) if line not in masked]
-        if len(keep) != len(lines):
-            spans = {kept: last_lines[old] for kept, old in enumerate(keep) if old in last_lines}
-            symbols = [symbols[i] for i in keep]
-            lines = [lines[i] for i in keep]
-            last_lines = spans
-    out: list[Fingerprint] = []
-    add = out.append
-    tokens_layer = Layer.TOKENS
-    hashes = kgram_hashes(list(map(_VALUES.__getitem__, symbols)), K_TOKENS)
-    last = K_TOKENS - 1
-    for position in winnow(hashes, W_TOKENS):
-        end = position + last
-        add(
-            Fingerprint(
-                hashes[position],
-                tokens_layer,
-                lines[position],
-                last_lines.get(end, lines[end]),
-                position,
+    w = winnowed(text, language)
+    c = w.columns
+    by_code = LAYERS_BY_CODE
+    return FileFingerprints(
+        tuple(
+            Fingerprint(h, by_code[layer], start, end, position)
+            for h, layer, position, start, end in zip(
+                c.hashes, c.layers, c.positions, c.start_lines, c.end_lines, strict=True
             )
-        )
-
-    raw_values: list[int] = []
-    raw_lines: list[int] = []
-    for number, normalised in enumerate(_RAW_DROP.sub("", text.lower()).split("\n"), 1):
-        if normalised and number not in masked:
-            raw_values.append(symbol_value(normalised))
-            raw_lines.append(number)
-    hashes = kgram_hashes(raw_values, K_RAW)
-    raw_layer = Layer.RAW
-    last = K_RAW - 1
-    for position in winnow(hashes, W_RAW):
-        add(
-            Fingerprint(
-                hashes[position] | _RAW_TAG,
-                raw_layer,
-                raw_lines[position],
-                raw_lines[position + last],
-                position,
-            )
-        )
-    return FileFingerprints(tuple(out), len(symbols), _count_lines(text))
+        ),
+        w.tokens,
+        w.lines,
+        w.token_lines,
+        w.token_symbols,
+    )
 
 
 # -- SCANOSS .wfp -------------------------------------------------------------------------------
