@@ -12,9 +12,11 @@ anything (right to erasure).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import secrets
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,12 +69,13 @@ class Payload:
 
 
 # json.dumps with these options writes RFC 8785 output for the JSON most entries hold: objects,
-# arrays, strings, booleans, null and integers within ±2**53. It differs only on numbers with a
-# fraction or exponent, larger integers, and key order among characters from U+E000 up (code
-# points vs UTF-16 units): output that holds any of these takes the reference implementation
-# instead. Reading the output back finds them exactly (the number hooks see only number
-# tokens), and its equality with the input catches what json.dumps quietly converts (tuples,
-# non-string keys). The property tests hold both paths to the same bytes.
+# arrays, strings, booleans, null, integers within ±2**53 and floats with a fraction written
+# without an exponent (durations, scores). It differs only on integral floats, exponents,
+# larger integers, and key order among characters from U+E000 up (code points vs UTF-16
+# units): output that holds any of these takes the reference implementation instead. Reading
+# the output back finds them exactly (the number hooks see only number tokens), and its
+# equality with the input catches what json.dumps quietly converts (tuples, non-string keys).
+# The property tests hold both paths to the same bytes.
 _MAX_SAFE_INTEGER = 2**53 - 1
 _dumps = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
@@ -83,8 +86,14 @@ class _NotPlain(Exception):
     pass
 
 
-def _no_float(token: str) -> Any:
-    raise _NotPlain
+def _plain_float(token: str) -> float:
+    # A float json.dumps wrote without an exponent and with a fraction ("0.412") is exactly
+    # what RFC 8785 writes: both take the shortest digits that read back as the same double,
+    # in plain notation from 1e-4 up to 1e16 (ECMAScript's range is wider). Integral values
+    # ("2.0", which RFC 8785 writes as "2") and exponents take the reference implementation.
+    if "e" in token or "E" in token or token.endswith(".0"):
+        raise _NotPlain
+    return float(token)
 
 
 def _safe_int(token: str) -> int:
@@ -94,7 +103,7 @@ def _safe_int(token: str) -> int:
     return value
 
 
-_read_back = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int).decode
+_read_back = json.JSONDecoder(parse_float=_plain_float, parse_int=_safe_int).decode
 
 
 _MAX_DEPTH = 100
@@ -226,6 +235,43 @@ def payload_digest(salt: bytes, content: bytes) -> str:
     return "sha256:" + hashlib.sha256(salt + content).hexdigest()
 
 
+_SALT = 32
+
+
+class _SaltPool:
+    """Salts cut from one read of the system's random source for many.
+
+    Each ``os.urandom`` is a system call that lets go of the GIL; with many threads appending,
+    taking it back waits behind the others, once per payload. A forked child forgets the pool,
+    so it never hands out salts its parent also did.
+    """
+
+    _READ = _SALT * 128
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._offset = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._offset = 0
+
+    def take(self) -> bytes:
+        with self._lock:
+            if self._offset + _SALT > len(self._buffer):
+                self._buffer = os.urandom(self._READ)
+                self._offset = 0
+            start = self._offset
+            self._offset = start + _SALT
+            return self._buffer[start : start + _SALT]
+
+
+_salts = _SaltPool()
+
+
 def make_payloads(
     payloads: Mapping[str, str | bytes], *, keep: bool
 ) -> tuple[dict[str, str], list[Payload]]:
@@ -234,8 +280,10 @@ def make_payloads(
     records: list[Payload] = []
     for name, content in payloads.items():
         data = content.encode() if isinstance(content, str) else bytes(content)
-        salt = secrets.token_bytes(32)
-        digests[name] = payload_digest(salt, data)
+        salt = _salts.take()
+        digest = hashlib.sha256(salt)
+        digest.update(data)  # the salt then the content, as payload_digest, without a copy
+        digests[name] = "sha256:" + digest.hexdigest()
         records.append(Payload(name, salt, data if keep else None))
     return digests, records
 
@@ -301,7 +349,7 @@ class LeafTemplate:
         return cls(parts, False, record)
 
     def leaf(self, index: int, recorded_at: str) -> bytes:
-        time_json = json.dumps(recorded_at, ensure_ascii=False).encode("utf-8")
+        time_json = _time_json(recorded_at)
         if self.parts is None:
             record = dict(self.record, index=index, recorded_at=recorded_at)
             return canonical(record)
@@ -309,6 +357,12 @@ class LeafTemplate:
         if self.index_first:
             return head + str(index).encode() + mid + time_json + tail
         return head + time_json + mid + str(index).encode() + tail
+
+
+@functools.lru_cache(maxsize=8)
+def _time_json(recorded_at: str) -> bytes:
+    # A commit stamps one time on every entry of its batch: encode it once.
+    return json.dumps(recorded_at, ensure_ascii=False).encode("utf-8")
 
 
 def prepare_entry(

@@ -14,6 +14,7 @@ import os
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -105,13 +106,37 @@ class ConsistencyProof:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     template: LeafTemplate
     payloads: list[Payload]
     receipt: Receipt | None = None
     error: BaseException | None = None
     done: bool = False
+
+
+class _Group:
+    """Entries one caller appends together (one transaction, in order), and how it is woken.
+
+    ``wake`` is held from the start; it is released once, either when the group is durable or
+    when the group is handed the lead (``lead``): then its caller commits the next batch.
+    Waking exactly the callers whose entries are done, instead of every waiting thread, keeps
+    many concurrent appenders from stampeding for the lock after each commit.
+    """
+
+    __slots__ = ("entries", "lead", "wake")
+
+    def __init__(self, entries: list[_Pending]) -> None:
+        self.entries = entries
+        self.lead = False
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+    def receipts(self) -> list[Receipt]:
+        for pending in self.entries:
+            if pending.error is not None:
+                raise pending.error
+        return [p.receipt for p in self.entries if p.receipt is not None]
 
 
 def _write_key_file(path: Path, signer: Signer) -> None:
@@ -165,13 +190,14 @@ class Ledger:
             else (Path(self.meta.key_path) if self.meta.key_path else None)
         )
         self._signer: Signer | None = None
-        lock = threading.Lock()
-        self._cv = threading.Condition(lock)
-        self._queue: list[_Pending] = []
-        self._committing = False
-        self._arrived = threading.Condition(lock)  # wakes a lingering leader
-        self._last_batch = 0
+        self._lock = threading.Lock()
+        self._queue: deque[_Group] = deque()
+        self._committing = False  # a leader is committing or about to: others queue
+        self._arrived = threading.Condition(self._lock)  # wakes a lingering leader
+        self._expect = 0  # how many queued callers a lingering leader waits for (0: none)
+        self._last_batch = 0  # callers (groups) the last commit held
         self._tip: str | None = None  # the last checkpoint this process signed or checked
+        self._tip_parsed: Checkpoint | None = None  # ``_tip`` read, once
 
     # -- opening --
     @classmethod
@@ -271,46 +297,7 @@ class Ledger:
         self, entry: Mapping[str, Any], *, payloads: Mapping[str, str | bytes] | None = None
     ) -> Receipt:
         """Append one entry; returns once it is durable. Concurrent callers share a commit."""
-        pending = self._pending(entry, payloads)
-        with self._cv:
-            self._queue.append(pending)
-            self._arrived.notify()
-            while not pending.done:
-                if self._committing:
-                    self._cv.wait()
-                    continue
-                self._committing = True
-                if self._last_batch > 1:
-                    self._linger()
-                batch = self._queue[:_GROUP_MAX]
-                del self._queue[:_GROUP_MAX]
-                self._last_batch = len(batch)
-                self._cv.release()
-                try:
-                    self._commit(batch)
-                finally:
-                    self._cv.acquire()
-                    self._committing = False
-                    self._cv.notify_all()
-        if pending.error is not None:
-            raise pending.error
-        assert pending.receipt is not None
-        return pending.receipt
-
-    def _linger(self) -> None:
-        """Hold the commit until as many appends wait as shared the last one (lock held).
-
-        Under concurrency, callers that just got their receipts append again a moment later;
-        waiting for them (at most a couple of milliseconds) lets them share this commit instead
-        of each paying for one. A lone caller never lingers: its last batch was one entry.
-        """
-        deadline = time.monotonic() + _LINGER_MAX
-        expected = min(self._last_batch, _GROUP_MAX)
-        while len(self._queue) < expected:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._arrived.wait(remaining)
+        return self._append(_Group([self._pending(entry, payloads)]))[0]
 
     def append_many(
         self,
@@ -320,7 +307,8 @@ class Ledger:
     ) -> list[Receipt]:
         """Append entries in one transaction, in order; all are durable when it returns.
 
-        An entry may be given already canonicalised, as a :class:`LeafTemplate`.
+        An entry may be given already canonicalised, as a :class:`LeafTemplate`. Concurrent
+        callers share a commit, as with :meth:`append`; a group is never split.
         """
         if payloads is not None and len(payloads) != len(entries):
             raise UsageError("append_many needs one payload mapping (or None) per entry")
@@ -330,11 +318,78 @@ class Ledger:
         ]
         if not batch:
             return []
-        self._commit(batch)
-        for pending in batch:
-            if pending.error is not None:
-                raise pending.error
-        return [p.receipt for p in batch if p.receipt is not None]
+        return self._append(_Group(batch))
+
+    def _append(self, group: _Group) -> list[Receipt]:
+        """Queue ``group``; commit batches as the leader if no one is, else wait to be woken.
+
+        One leader at a time takes the queue (up to ``_GROUP_MAX`` entries) into one
+        transaction; when done it wakes the callers it committed for and hands the lead to the
+        first group still queued, so a commit is always under way while appends wait.
+        """
+        with self._lock:
+            self._queue.append(group)
+            if self._expect and len(self._queue) >= self._expect:
+                self._arrived.notify()
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            group.wake.acquire()
+            if not group.lead:
+                return group.receipts()
+        self._lead(group)
+        return group.receipts()
+
+    def _lead(self, mine: _Group) -> None:
+        """Commit one batch holding ``mine`` (first in the queue), then hand over the lead."""
+        batch: list[_Group] = []
+        successor: _Group | None = None
+        try:
+            with self._lock:
+                if self._last_batch > 1:
+                    self._linger()
+                taken = 0
+                queue = self._queue
+                while queue and (not batch or taken + len(queue[0].entries) <= _GROUP_MAX):
+                    group = queue.popleft()
+                    batch.append(group)
+                    taken += len(group.entries)
+                self._last_batch = len(batch)
+            self._commit([pending for group in batch for pending in group.entries])
+        finally:
+            with self._lock:
+                if not batch and mine in self._queue:  # interrupted before taking any
+                    self._queue.remove(mine)
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                else:
+                    self._committing = False
+            for group in batch:
+                if group is not mine:
+                    group.wake.release()
+            if successor is not None:
+                successor.wake.release()
+
+    def _linger(self) -> None:
+        """Hold the commit until as many callers wait as shared the last one (lock held).
+
+        Under concurrency, callers that just got their receipts append again a moment later;
+        waiting for them (at most a couple of milliseconds) lets them share this commit instead
+        of each paying for one. A lone caller never lingers: its last batch was its own (one
+        group, however many entries). The leader is woken once, when enough have arrived, not
+        by every arrival.
+        """
+        deadline = time.monotonic() + _LINGER_MAX
+        self._expect = min(self._last_batch, _GROUP_MAX)
+        try:
+            while len(self._queue) < self._expect:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._arrived.wait(remaining)
+        finally:
+            self._expect = 0
 
     def _pending(
         self, entry: Mapping[str, Any] | LeafTemplate, payloads: Mapping[str, str | bytes] | None
@@ -367,9 +422,10 @@ class Ledger:
                 known.update(created)
                 known.update({(0, row.index): row.leaf_hash for row in rows})
                 root = _fold_root(new_size, known)
-                checkpoint = Checkpoint(self.origin, new_size, root).sign(signer)
+                signed = Checkpoint(self.origin, new_size, root)
+                checkpoint = signed.sign(signer)
                 tx.write(rows, created, new_size, checkpoint)
-            self._tip = checkpoint
+            self._tip, self._tip_parsed = checkpoint, signed
         except BaseException as exc:
             for pending in batch:
                 pending.error = exc
@@ -397,7 +453,9 @@ class Ledger:
         if text is None:
             raise VerificationError(f"{self.url} holds no signed checkpoint", hint=hint)
         try:
-            if text == self._tip:
+            if text == self._tip and self._tip_parsed is not None:
+                tip = self._tip_parsed  # what this process signed: read when it signed it
+            elif text == self._tip:
                 tip = Checkpoint.from_text(parse_note(text).text)
             else:
                 tip = Checkpoint.open(text, self.verifier)
@@ -409,7 +467,7 @@ class Ledger:
             raise VerificationError(
                 "the stored tree does not match its signed checkpoint", hint=hint
             )
-        self._tip = text
+        self._tip, self._tip_parsed = text, tip
 
     # -- reading --
     def size(self) -> int:
