@@ -1,0 +1,828 @@
+"""The guard's rules over prompts and completions: which rule matches where, and what it asks.
+
+The guard reads a request as *parts* — a plain prompt, the text of each chat message, a
+completion — and runs the policy's rules for the stage (``applies-to: prompt`` before the
+model, ``completion`` after it) over each part. Unlike the code gate it needs the character
+span of every match, to redact it and to hold a stream back before it; so each detector runs
+once per part and its matches come back with spans:
+
+* ``regex`` — the rule's own patterns (``pattern-not`` drops a match on the same lines);
+* ``secrets`` — the credentials scanner (the secret rules the rule names, or all);
+* ``pii`` — the personal-data scanner (the kinds the rule names, or all);
+* ``injection`` — the prompt-injection scanner, families at the rule's ``min-confidence``;
+  a family's span is the lines it was found on;
+* ``provenance`` — the provenance index, when the guard has one; a match's span is its lines.
+
+What a match asks for is the rule's ``action``; without one (see :func:`default_action`):
+personal data is **redacted**; a credential is **blocked** at high or critical severity and
+redacted below; anything else is blocked at high or critical and only recorded (``allow``)
+below. A rule with ``bypass-with-token`` is passed, and recorded as bypassed, when the caller
+presents a valid policy token naming it.
+
+Findings never hold matched text: a redacted preview and a digest keyed with the ledger's
+secret (HMAC-SHA-256), because a plain SHA-256 of a card or phone number is reversed by trying
+every number.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import hmac
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, TypeVar
+
+from custodes.detectors import injection as _injection
+from custodes.detectors import pii as _pii
+from custodes.detectors import secrets as _secrets
+from custodes.detectors.interface import Detector
+from custodes.findings import Finding, Severity
+from custodes.policy.model import (
+    InjectionCheck,
+    PiiCheck,
+    Policy,
+    ProvenanceCheck,
+    RegexCheck,
+    Rule,
+    SecretsCheck,
+)
+from custodes.subject import Subject, SubjectKind
+
+__all__ = [
+    "Action",
+    "Hit",
+    "Part",
+    "RuleSet",
+    "default_action",
+    "redact_spans",
+]
+
+_BASE_HOLD: Final = 256  # an e-mail address (254), an IBAN, a phrase of the injection patterns
+_REGEX_HOLD_CAP: Final = 1024  # an unbounded regular expression is held back this far at most
+_KEYWORD_LEAD: Final = 64  # how far before its keyword a credential may start (a URL scheme)
+_FENCE = re.compile(r"^[ \t]{0,3}(?:```|~~~)", re.MULTILINE)
+_CONDITION_MEMORY: Final = 4096  # (stage, caller, model) whose applicable rules are kept
+
+
+class Action(StrEnum):
+    """What the guard does with a request or an output, from the mildest to the strictest."""
+
+    ALLOW = "allow"
+    REDACT = "redact"
+    REVIEW = "review"
+    BLOCK = "block"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Action.ALLOW: 0, Action.REDACT: 1, Action.REVIEW: 2, Action.BLOCK: 3}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One text the guard reads, and where it sits in the request (``messages[1].content``)."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One match of one rule: the finding, its span in part ``part``, and what it asks for."""
+
+    rule: Rule
+    finding: Finding
+    part: int
+    start: int
+    end: int
+    action: Action
+    bypassed: bool = False
+
+
+def default_action(rule: Rule, severity: Severity) -> Action:
+    """What a guard rule without an ``action`` does with a match of ``severity``."""
+    if rule.action is not None:
+        return Action(rule.action)
+    if isinstance(rule.check, PiiCheck):
+        return Action.REDACT
+    high = severity.rank >= Severity.HIGH.rank
+    if isinstance(rule.check, SecretsCheck):
+        return Action.BLOCK if high else Action.REDACT
+    return Action.BLOCK if high else Action.ALLOW
+
+
+def redact_spans(text: str, spans: Sequence[tuple[int, int, str]]) -> str:
+    """``text`` with each ``(start, end, label)`` span replaced by ``[REDACTED:label]``.
+
+    Overlapping spans are merged; the merged span takes the first one's label.
+    """
+    out: list[str] = []
+    position = 0
+    for start, end, label in _merge(spans):
+        out.append(text[position:start])
+        out.append(f"[REDACTED:{label}]")
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _merge(spans: Sequence[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    merged: list[tuple[int, int, str]] = []
+    for start, end, label in sorted(spans):
+        if merged and start < merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end, merged[-1][2])
+        else:
+            merged.append((start, end, label))
+    return merged
+
+
+class _Lines:
+    """Line numbers of offsets and offsets of lines in one text, counted once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_left(self.newlines, offset) + 1
+
+    def span_of_lines(self, first: int, last: int) -> tuple[int, int]:
+        start = 0 if first <= 1 else self.newlines[min(first, len(self.newlines) + 1) - 2] + 1
+        end = self.newlines[last - 1] if last - 1 < len(self.newlines) else len(self.text)
+        return start, max(start, end)
+
+    def offset(self, line: int, column: int) -> int:
+        return (0 if line <= 1 else self.newlines[line - 2] + 1) + column - 1
+
+
+@dataclass
+class _PartScan:
+    """What each detector found in one part, computed only when a rule asks for it."""
+
+    part: Part
+    lines: _Lines
+    cache: dict[str, Any] = field(default_factory=dict)
+    _lower: str | None = None
+
+    @property
+    def lower(self) -> str:
+        """The part's text in lower case, for the literal pre-filters of regex rules."""
+        if self._lower is None:
+            self._lower = self.part.text.lower()
+        return self._lower
+
+
+class RuleSet:
+    """The guard rules of one policy, ready to run over parts. Thread-safe."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        provenance: Callable[[], Detector] | None = None,
+        digest_key: bytes,
+    ) -> None:
+        self.policy = policy
+        self._key = digest_key
+        self.rules: Mapping[str, tuple[Rule, ...]] = {
+            stage: tuple(r for r in policy.rules if stage in r.stages)
+            for stage in ("prompt", "completion")
+        }
+        self._provenance: Detector | None = None
+        self.notes: dict[str, tuple[str, ...]] = {"prompt": (), "completion": ()}
+        wanted = [r for r in policy.rules if isinstance(r.check, ProvenanceCheck)]
+        if any(stage in r.stages for r in wanted for stage in ("prompt", "completion")):
+            if provenance is None:
+                for stage in ("prompt", "completion"):
+                    self.notes[stage] = tuple(
+                        f"rule {r.id} not run: it needs a provenance index"
+                        for r in self.rules[stage]
+                        if isinstance(r.check, ProvenanceCheck)
+                    )
+            else:
+                self._provenance = provenance()
+        # The provenance detector keeps per-call state and shares one SQLite connection.
+        self._provenance_lock = threading.Lock()
+        # Computed once here rather than per request: what a regex needs before it can match,
+        # the injection scanner's threshold, and which rules have conditions at all.
+        self._prefilters: dict[re.Pattern[str], _Prefilter | None] = {
+            pattern: _Prefilter.of(pattern)
+            for rule in policy.rules
+            if isinstance(rule.check, RegexCheck)
+            for pattern in rule.check.patterns
+        }
+        self._injection_threshold = min(
+            (
+                r.check.min_confidence
+                for rules in self.rules.values()
+                for r in rules
+                if isinstance(r.check, InjectionCheck)
+            ),
+            default=0.5,
+        )
+        self._conditional = {
+            stage: any(r.scope.when is not None for r in rules)
+            for stage, rules in self.rules.items()
+        }
+        # CEL conditions are pure functions of the variables: a caller's requests ask the same.
+        self._applicable: dict[tuple[object, ...], tuple[Rule, ...]] = {}
+
+    # -- evaluation --
+    def evaluate(
+        self,
+        stage: str,
+        parts: Sequence[Part],
+        variables: Mapping[str, object],
+        *,
+        token_rules: frozenset[str] = frozenset(),
+    ) -> list[Hit]:
+        """Every match of the stage's rules whose condition holds, in part and span order."""
+        rules = self.applicable(stage, variables)
+        if not rules:
+            return []
+        hits: list[Hit] = []
+        seen: set[tuple[str, str, int, int, int]] = set()
+        for number, part in enumerate(parts):
+            if not part.text:
+                continue
+            scan = _PartScan(part, _Lines(part.text))
+            for rule in rules:
+                for finding, start, end in self._matches(rule, scan):
+                    key = (rule.id, finding.rule, number, start, end)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    hits.append(
+                        Hit(
+                            rule=rule,
+                            finding=finding,
+                            part=number,
+                            start=start,
+                            end=end,
+                            action=default_action(rule, finding.severity),
+                            bypassed=rule.bypass_with_token and rule.id in token_rules,
+                        )
+                    )
+        hits.sort(key=lambda h: (h.part, h.start, h.end, h.rule.id))
+        return hits
+
+    def _matches(self, rule: Rule, scan: _PartScan) -> Iterator[tuple[Finding, int, int]]:
+        check = rule.check
+        if isinstance(check, RegexCheck):
+            yield from self._regex(rule, check, scan)
+        elif isinstance(check, SecretsCheck):
+            for start, end, match in self._secret_spans(scan):
+                if not check.rules or check.rules.match(match.rule_id):
+                    yield self._finding(
+                        rule, scan, start, end,
+                        kind="secret", detector_rule=match.rule_id, severity=match.severity,
+                        message=match.description, digest=match.sha256, preview=match.preview,
+                    )  # fmt: skip
+        elif isinstance(check, PiiCheck):
+            for start, end, pii_match in self._pii_spans(scan):
+                if not check.kinds or check.kinds.match(pii_match.rule_id):
+                    yield self._finding(
+                        rule, scan, start, end,
+                        kind="pii", detector_rule=pii_match.rule_id, severity=pii_match.severity,
+                        message=pii_match.description, digest=pii_match.sha256,
+                        preview=pii_match.preview, controls=_pii.CONTROLS,
+                    )  # fmt: skip
+        elif isinstance(check, InjectionCheck):
+            for found in self._injection(scan):
+                if found.confidence >= check.min_confidence:
+                    start, end = scan.lines.span_of_lines(found.line, found.end_line)
+                    yield self._finding(
+                        rule, scan, start, end,
+                        kind="injection", detector_rule=found.rule_id, severity=found.severity,
+                        message=found.message, digest=found.sha256, preview=None,
+                        controls=_injection.RULES[found.rule_id].controls,
+                    )  # fmt: skip
+        elif isinstance(check, ProvenanceCheck):
+            yield from self._provenance_matches(rule, check, scan)
+
+    def _finding(
+        self,
+        rule: Rule,
+        scan: _PartScan,
+        start: int,
+        end: int,
+        *,
+        kind: str,
+        detector_rule: str,
+        severity: Severity,
+        message: str,
+        digest: str,
+        preview: str | None,
+        controls: tuple[str, ...] = (),
+    ) -> tuple[Finding, int, int]:
+        finding = Finding(
+            kind=kind,
+            rule=detector_rule,
+            severity=rule.severity or severity,
+            path=scan.part.path,
+            start_line=scan.lines.line_of(start),
+            end_line=scan.lines.line_of(max(start, end - 1)),
+            message=message,
+            match_hash=self.keyed(digest),
+            preview=preview,
+            controls=tuple(dict.fromkeys([*controls, *rule.controls])),
+        )
+        return finding, start, end
+
+    def keyed(self, digest: str) -> str:
+        """A detector's digest keyed with the guard's secret, so it cannot be reversed."""
+        return hmac.new(self._key, digest.encode(), hashlib.sha256).hexdigest()
+
+    def _regex(self, rule: Rule, check: RegexCheck, scan: _PartScan) -> Iterator[tuple[Finding, int, int]]:
+        text = scan.part.text
+        for pattern in check.patterns:
+            prefilter = self._prefilters.get(pattern)
+            if prefilter is not None and not prefilter.may_match(scan):
+                continue
+            for match in pattern.finditer(text):
+                start, end = match.span()
+                if check.excluded:
+                    lo, hi = scan.lines.span_of_lines(
+                        scan.lines.line_of(start), scan.lines.line_of(max(start, end - 1))
+                    )
+                    if any(p.search(text, lo, hi) for p in check.excluded):
+                        continue
+                value = match.group(0)
+                assert rule.severity is not None  # the schema requires it of regex rules
+                yield self._finding(
+                    rule, scan, start, end,
+                    kind="policy", detector_rule=rule.id, severity=rule.severity,
+                    message=rule.message,
+                    digest=hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest(),
+                    preview=_secrets.redact(value),
+                )  # fmt: skip
+
+    @staticmethod
+    def _secret_spans(scan: _PartScan) -> list[tuple[int, int, _secrets.SecretMatch]]:
+        if "secrets" not in scan.cache:
+            scan.cache["secrets"] = secret_spans(scan.part.text, scan.part.path)
+        found: list[tuple[int, int, _secrets.SecretMatch]] = scan.cache["secrets"]
+        return found
+
+    @staticmethod
+    def _pii_spans(scan: _PartScan) -> list[tuple[int, int, _pii.PiiMatch]]:
+        if "pii" not in scan.cache:
+            scan.cache["pii"] = pii_spans(scan.part.text)
+        found: list[tuple[int, int, _pii.PiiMatch]] = scan.cache["pii"]
+        return found
+
+    def _injection(self, scan: _PartScan) -> list[_injection.InjectionMatch]:
+        if "injection" not in scan.cache:
+            scan.cache["injection"] = list(
+                _injection.scan_text(scan.part.text, threshold=self._injection_threshold)
+            )
+        found: list[_injection.InjectionMatch] = scan.cache["injection"]
+        return found
+
+    def _provenance_matches(
+        self, rule: Rule, check: ProvenanceCheck, scan: _PartScan
+    ) -> Iterator[tuple[Finding, int, int]]:
+        if self._provenance is None:
+            return
+        if "provenance" not in scan.cache:
+            subject = Subject(scan.part.path, scan.part.text, SubjectKind.COMPLETION)
+            with self._provenance_lock:
+                scan.cache["provenance"] = list(self._provenance.scan(subject))
+        from custodes.detectors.rules import _collects
+
+        for found in scan.cache["provenance"]:
+            if not _collects(rule, found):
+                continue
+            start, end = scan.lines.span_of_lines(found.start_line, found.end_line)
+            finding = Finding(
+                kind="provenance",
+                rule=found.rule,
+                severity=rule.severity or found.severity,
+                path=scan.part.path,
+                start_line=found.start_line,
+                end_line=found.end_line,
+                message=found.message,
+                match_hash=self.keyed(found.match_hash),
+                source=found.source,
+                similarity=found.similarity,
+                controls=tuple(dict.fromkeys([*found.controls, *rule.controls])),
+            )
+            yield finding, start, end
+
+    # -- streams --
+    def applicable(self, stage: str, variables: Mapping[str, object]) -> tuple[Rule, ...]:
+        """The stage's rules whose condition holds for ``variables``."""
+        rules = self.rules[stage]
+        if not self._conditional[stage]:
+            return rules
+        key = _variables_key(stage, variables)
+        if key is None:
+            return self._evaluate_conditions(rules, variables)
+        found = self._applicable.get(key)
+        if found is None:
+            found = self._evaluate_conditions(rules, variables)
+            if len(self._applicable) >= _CONDITION_MEMORY:
+                self._applicable.clear()
+            self._applicable[key] = found
+        return found
+
+    @staticmethod
+    def _evaluate_conditions(
+        rules: tuple[Rule, ...], variables: Mapping[str, object]
+    ) -> tuple[Rule, ...]:
+        return tuple(r for r in rules if r.scope.when is None or r.scope.when.holds(variables))
+
+    def hold_start(
+        self, rules: Sequence[Rule], text: str, handled: Sequence[tuple[int, int]]
+    ) -> int:
+        """The first offset of ``text`` that must stay held back: a match of one of ``rules``
+        that begins there or later may still be incomplete.
+
+        ``handled`` are spans already matched (a credential found is no longer in the making).
+        """
+        n = len(text)
+        hold = max(0, n - _hold_of(rules))
+        if any(isinstance(r.check, SecretsCheck) for r in rules):
+            hold = min(hold, _secret_keyword_hold(text, handled))
+        if self._provenance is not None and any(
+            isinstance(r.check, ProvenanceCheck) for r in rules
+        ):
+            # Copied code is recognised by many fingerprints together: hold an open code
+            # block until it closes.
+            fences = [m.start() for m in _FENCE.finditer(text)]
+            if len(fences) % 2 == 1:
+                hold = min(hold, fences[-1])
+        return hold
+
+
+def _hold_of(rules: Sequence[Rule]) -> int:
+    hold = _BASE_HOLD
+    for rule in rules:
+        if isinstance(rule.check, RegexCheck):
+            for pattern in rule.check.patterns:
+                hold = max(hold, _regex_width(pattern))
+    return hold
+
+
+@functools.lru_cache(maxsize=1024)
+def _regex_width(pattern: re.Pattern[str]) -> int:
+    # Parsed once per pattern: a stream asks again on every piece it is fed.
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        width = int(_parser.parse(pattern.pattern, pattern.flags).getwidth()[1])
+    except Exception:  # an internal API: a changed one only costs a longer hold
+        return _REGEX_HOLD_CAP
+    return min(width + 1, _REGEX_HOLD_CAP)  # one more for a lookahead at its end
+
+
+_SECRET_KEYWORDS: Final = {
+    keyword: max(r.max_len for r in _secrets.RULES if keyword in r.keywords)
+    for rule in _secrets.RULES
+    for keyword in rule.keywords
+}
+
+
+_SECRET_KEYWORD_SET: Final = frozenset(_SECRET_KEYWORDS)
+_SECRET_REACH: Final = max(_SECRET_KEYWORDS.values())
+
+
+def _secret_keyword_hold(text: str, handled: Sequence[tuple[int, int]]) -> int:
+    """Where a credential still in the making may begin: before a keyword of a secret rule
+    seen less than that rule's longest match ago and not yet part of a match."""
+    from custodes.detectors.keywords import keyword_index
+
+    n = len(text)
+    lo = max(0, n - _SECRET_REACH - _KEYWORD_LEAD)
+    window = text[lo:].lower()
+    if len(window) != n - lo:
+        window = text[lo:].translate(_ASCII_LOWER)
+    hold = n
+    positions = keyword_index(_SECRET_KEYWORD_SET).find(window)
+    for keyword, places in positions.items():
+        longest = _SECRET_KEYWORDS[keyword]
+        for at in places:
+            absolute = lo + at
+            if n - absolute >= longest:
+                continue
+            if any(start <= absolute < end for start, end in handled):
+                continue
+            hold = min(hold, max(0, absolute - _KEYWORD_LEAD))
+    return hold
+
+
+_ASCII_LOWER: Final = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
+)
+
+
+# -- spans from the detectors ----------------------------------------------------------------------
+# The scanners report lines and columns; redaction needs character spans. Both come from the
+# scanners' own candidate lists, through the same calls their ``scan_text`` makes. Those calls
+# are private to the scanners, so before the first use each reading is checked against the
+# public ``scan_text`` on a sample; should they ever disagree, spans are taken from the public
+# results instead, from the match's first character to the end of its last line: redacting a
+# little more, never less.
+
+_SAMPLE: Final = (
+    "mail jane.roe@acme-corp.de or call +44 20 7946 0958\n"
+    "card 4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 7654 32\n"
+    "token ghp_aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6 and AKIAZ7VRSQ5MPLVWQ3XY\n"
+)
+
+
+def secret_spans(text: str, path: str = "") -> list[tuple[int, int, _secrets.SecretMatch]]:
+    """``(start, end, match)`` for every credential ``secrets.scan_text`` reports in ``text``."""
+    if not text:
+        return []
+    if _reading_ok("secrets"):
+        try:
+            return _secret_reading(text, path)
+        except Exception:  # a changed private reading: the public one still works
+            _READINGS["secrets"] = False
+    return _from_public(text, list(_secrets.scan_text(text, path=path)))
+
+
+def pii_spans(text: str) -> list[tuple[int, int, _pii.PiiMatch]]:
+    """``(start, end, match)`` for every identifier ``pii.scan_text`` reports in ``text``."""
+    if not text:
+        return []
+    if _reading_ok("pii"):
+        try:
+            return _pii_reading(text)
+        except Exception:  # a changed private reading: the public one still works
+            _READINGS["pii"] = False
+    return _from_public(text, list(_pii.scan_text(text)))
+
+
+def _secret_reading(text: str, path: str) -> list[tuple[int, int, _secrets.SecretMatch]]:
+    finder = _secrets._Finder(text, _secrets.RULES, windowed=True)
+    kept = _secrets._resolve_overlaps(finder.candidates(path, _secrets.RULES))
+    matches = _secrets._to_matches(text, kept)
+    return [(c.start, c.end, m) for c, m in zip(kept, matches, strict=True)]
+
+
+def _pii_reading(text: str) -> list[tuple[int, int, _pii.PiiMatch]]:
+    found: list[Any] = []
+    shape = _Shape.of(text)
+    for finder in _pii._FINDERS:
+        gate = _PII_GATES.get(finder.__name__)
+        if gate is None or gate(shape):
+            found.extend(finder(text))
+    gate = _PII_GATES.get("_phones")
+    if gate is None or gate(shape):
+        found.extend(_pii._phones(text, _PHONE_REGIONS))
+    kept = _pii._resolve_overlaps(found)
+    matches = _pii._to_matches(text, kept, None)
+    return [(c.start, c.end, m) for c, m in zip(kept, matches, strict=True)]
+
+
+_PHONE_REGIONS: Final = tuple(r.upper() for r in _pii.DEFAULT_REGIONS)
+
+
+# -- pre-filters -----------------------------------------------------------------------------------
+# Most prompts hold few digits, yet most personal-data finders need a run of them, and each runs
+# a regular expression over the whole text (a lookbehind tried at every character). One pass over
+# the digit runs tells which finders can match at all. Each gate is a necessary condition for its
+# finder's regular expression to match, read from that expression; it applies only while the
+# finder and its expression are the ones it was read from (their source's SHA-256), so an edited
+# finder runs ungated until its gate is checked again.
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the gates read of a text: its longest run of digits, its digits, six capitals."""
+
+    longest: int
+    digits: int
+    capitals: bool
+
+    @classmethod
+    def of(cls, text: str) -> _Shape:
+        runs = _DIGIT_RUN.findall(text)
+        return cls(
+            longest=max(map(len, runs), default=0),
+            digits=sum(map(len, runs)),
+            capitals=_CAPITALS.search(text) is not None,
+        )
+
+
+_DIGIT_RUN: Final = re.compile(r"\d+")  # the finders' \d: any Unicode decimal digit
+_CAPITALS: Final = re.compile(r"[A-Z]{6}")
+
+# finder: (its regular expression, source digest, what any match of that expression needs)
+_PII_GATE_SPECS: Final[dict[str, tuple[str, str, Callable[[_Shape], bool]]]] = {
+    # \d{13,19} | \d{4}[ -]\d{4}… | \d{4}[ -]\d{6}…
+    "_cards": ("_CARD", "e1b7e9c5f2ee9f6d", lambda s: s.longest >= 4),
+    # [A-Za-z]{2}\d{2}…
+    "_ibans": ("_IBAN", "45fed77cd0959c1c", lambda s: s.longest >= 2),
+    # \d{3}[ -]?\d{2}[ -]?\d{4}
+    "_ssns": ("_SSN", "98685767b15d6896", lambda s: s.longest >= 4),
+    # [A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]
+    "_ninos": ("_NINO", "7d3353c3edc0186b", lambda s: s.longest >= 2),
+    # \d{8} | [XYZ]-?\d{7}
+    "_spanish_ids": ("_SPANISH_ID", "b49d8aee8668e66d", lambda s: s.longest >= 7),
+    # \d{2} ?\d{3} ?\d{3} ?\d{3}
+    "_steuer_ids": ("_STEUER_ID", "696ce01b6e8b7c2a", lambda s: s.longest >= 3),
+    # [A-Z]{6}…
+    "_codici_fiscali": ("_CODICE_FISCALE", "852b5e0178c0bf73", lambda s: s.capitals),
+    # [12378] ?\d{2} ?\d{2} ?(\d{2}|2[AB]) ?\d{3}…
+    "_nirs": ("_NIR", "ffc5382f161bcfdd", lambda s: s.longest >= 3),
+    # a candidate is dropped unless it holds 7 to 17 digits
+    "_phones": ("_PHONE", "47088e06b09b1703", lambda s: s.digits >= 7),
+}
+
+
+def _pii_gates() -> dict[str, Callable[[_Shape], bool]]:
+    import inspect
+
+    gates: dict[str, Callable[[_Shape], bool]] = {}
+    for name, (regex, digest, gate) in _PII_GATE_SPECS.items():
+        try:
+            source = inspect.getsource(getattr(_pii, name)) + "\0" + getattr(_pii, regex).pattern
+        except (AttributeError, OSError, TypeError):  # changed, or no source: run ungated
+            continue
+        if hashlib.sha256(source.encode()).hexdigest()[:16] == digest:
+            gates[name] = gate
+    return gates
+
+
+_PII_GATES: Final = _pii_gates()
+
+
+@dataclass(frozen=True)
+class _Prefilter:
+    """Strings of which every match of a regular expression holds one; with none of them in a
+    text, the expression is not run over it (a literal search costs a fraction of a regex
+    scan whose pattern starts with ``\\b`` or a lookbehind).
+
+    ``folded``: the expression matches some letters case-insensitively, so ``needles`` are in
+    lower case and compared with the lower-cased text, on ASCII text only: there a letter
+    matches case-insensitively exactly when the lower-cased letters are equal, while elsewhere
+    the regex engine also equates letters that ``str.lower`` keeps apart (``ſ`` and ``s``).
+    """
+
+    needles: tuple[str, ...]
+    folded: bool
+
+    @classmethod
+    def of(cls, pattern: re.Pattern[str]) -> _Prefilter | None:
+        try:
+            from re import _parser  # type: ignore[attr-defined]
+
+            parsed = _parser.parse(pattern.pattern, pattern.flags)
+            folded = bool(pattern.flags & re.IGNORECASE) or _scoped_flags(parsed.data)
+            needs = _needs(parsed.data)
+        except Exception:  # an internal API: a changed one only loses the pre-filter
+            return None
+        if not needs or min(map(len, needs)) < _NEEDLE_MIN or len(needs) > _NEEDLES_MAX:
+            return None
+        if folded:
+            needs = frozenset(n.lower() for n in needs)
+        # A needle holding another is found whenever that one is: searching it adds nothing.
+        kept = [n for n in needs if not any(o != n and o in n for o in needs)]
+        return cls(tuple(sorted(kept)), folded)
+
+    def may_match(self, scan: _PartScan) -> bool:
+        """False only when the expression cannot match the part's text."""
+        if self.folded:
+            if not scan.part.text.isascii():
+                return True
+            text = scan.lower
+        else:
+            text = scan.part.text
+        return any(needle in text for needle in self.needles)
+
+
+_NEEDLE_MIN: Final = 3  # shorter strings are in most texts: searching them saves nothing
+_NEEDLES_MAX: Final = 32
+
+
+def _needs(items: Sequence[tuple[Any, Any]]) -> frozenset[str] | None:
+    """Strings of which every match of the parsed sequence ``items`` holds one (None: unknown).
+
+    A run of ASCII literals is such a string; a group, or a repeat at least once, needs what
+    its body needs; an alternation needs one of what each branch needs. Of the candidates the
+    one whose shortest string is longest is kept. Anything else (classes, anchors, lookaround)
+    needs nothing known and ends a run of literals.
+    """
+    from re import _constants as op  # type: ignore[attr-defined]
+
+    best: frozenset[str] | None = None
+
+    def consider(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if not found:
+            return
+        if best is None or (min(map(len, found)), -len(found)) > (
+            min(map(len, best)),
+            -len(best),
+        ):
+            best = found
+
+    run: list[str] = []
+    for code, value in items:
+        if code is op.LITERAL and value < 0x80:
+            run.append(chr(value))
+            continue
+        if run:
+            consider(frozenset(["".join(run)]))
+            run = []
+        if code is op.SUBPATTERN:
+            consider(_needs(value[-1].data))
+        elif code is op.ATOMIC_GROUP:
+            consider(_needs(value.data))
+        elif code in (op.MAX_REPEAT, op.MIN_REPEAT, op.POSSESSIVE_REPEAT) and value[0] >= 1:
+            consider(_needs(value[2].data))
+        elif code is op.BRANCH:
+            branches = [_needs(branch.data) for branch in value[1]]
+            if all(branches):
+                consider(frozenset().union(*[b for b in branches if b]))
+    if run:
+        consider(frozenset(["".join(run)]))
+    return best
+
+
+def _scoped_flags(items: Sequence[tuple[Any, Any]]) -> bool:
+    """Whether a group anywhere in ``items`` sets or clears flags (``(?i:…)``)."""
+    from re import _constants as op  # type: ignore[attr-defined]
+
+    for code, value in items:
+        if code is op.SUBPATTERN and (value[1] or value[2]):
+            return True
+        if code is op.SUBPATTERN or code in (op.ASSERT, op.ASSERT_NOT):
+            inner = [value[-1]]
+        elif code is op.ATOMIC_GROUP:
+            inner = [value]
+        elif code in (op.MAX_REPEAT, op.MIN_REPEAT, op.POSSESSIVE_REPEAT):
+            inner = [value[2]]
+        elif code is op.BRANCH:
+            inner = list(value[1])
+        else:
+            continue
+        if any(_scoped_flags(sub.data) for sub in inner):
+            return True
+    return False
+
+
+def _variables_key(stage: str, variables: Mapping[str, object]) -> tuple[object, ...] | None:
+    """``variables`` as a key, when they are plain text (or maps of text): None otherwise."""
+    key: list[object] = [stage]
+    for name in sorted(variables):
+        value = variables[name]
+        if isinstance(value, str):
+            key.append((name, value))
+        elif isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            key.append((name, tuple(sorted(value.items()))))
+        else:
+            return None
+    return tuple(key)
+
+
+_READINGS: dict[str, bool] = {}
+_READINGS_LOCK = threading.Lock()
+
+
+def _reading_ok(which: str) -> bool:
+    """Whether the private reading of a scanner gives what its public ``scan_text`` does."""
+    known = _READINGS.get(which)
+    if known is not None:
+        return known
+    with _READINGS_LOCK:
+        if which not in _READINGS:
+            try:
+                if which == "secrets":
+                    spans: list[Any] = _secret_reading(_SAMPLE, "")
+                    public: list[Any] = list(_secrets.scan_text(_SAMPLE))
+                else:
+                    spans = _pii_reading(_SAMPLE)
+                    public = list(_pii.scan_text(_SAMPLE))
+                lines = _Lines(_SAMPLE)
+                _READINGS[which] = bool(public) and [m for _, _, m in spans] == public and all(
+                    lines.offset(m.line, m.column) == start for start, _, m in spans
+                )
+            except Exception:  # the private reading changed shape
+                _READINGS[which] = False
+        return _READINGS[which]
+
+
+_M = TypeVar("_M", _secrets.SecretMatch, _pii.PiiMatch)
+
+
+def _from_public(text: str, matches: list[_M]) -> list[tuple[int, int, _M]]:
+    lines = _Lines(text)
+    out = []
+    for m in matches:
+        start = lines.offset(m.line, m.column)
+        out.append((start, lines.span_of_lines(m.end_line, m.end_line)[1], m))
+    return out
