@@ -7,11 +7,15 @@ import custodes.ledger
 
 def test_top_level_all_is_pinned() -> None:
     assert sorted(custodes.__all__) == [
+        "Caller",
         "Checkpoint",
         "ConsistencyProof",
         "Error",
+        "Guard",
+        "GuardViolation",
         "InclusionProof",
         "Ledger",
+        "Policy",
         "Receipt",
         "Signer",
         "UsageError",
@@ -19,6 +23,7 @@ def test_top_level_all_is_pinned() -> None:
         "Verifier",
         "VerifyReport",
         "__version__",
+        "load_policy",
         "verify_ledger",
     ]
     for name in custodes.__all__:

@@ -11,7 +11,12 @@ The hierarchy, and the exit code the command line maps each branch to::
     │   ├── KeyMismatch            a signing key that is not the ledger's
     │   ├── IndexOutOfRange        an entry index or tree size beyond the ledger
     │   ├── InvalidEntry           an entry that is not a JSON object custodes can canonicalise
-    │   └── MalformedNote          a checkpoint, signed note or verifier key that does not parse
+    │   ├── MalformedNote          a checkpoint, signed note or verifier key that does not parse
+    │   ├── MalformedBaseline      a baseline file that is missing or does not parse (names the line)
+    │   ├── FingerprintIndexError  a provenance index that is missing, unreadable or out of date
+    │   ├── CollectionNotFound     no collection of that name in the provenance index
+    │   ├── PackError              a fingerprint pack that is malformed, altered or wrongly signed
+    │   └── InvalidPolicy          a policy pack that does not load (each fault as FILE:LINE)
     └── VerificationError       1  a check failed: a signature, a proof, the ledger's integrity
 
 Third-party errors are mapped to these at the boundary (``raise … from exc``) so that callers
@@ -21,15 +26,20 @@ catch one root type.
 from __future__ import annotations
 
 __all__ = [
+    "CollectionNotFound",
     "Error",
+    "FingerprintIndexError",
     "IndexOutOfRange",
     "InvalidEntry",
+    "InvalidPolicy",
     "KeyFileError",
     "KeyMismatch",
     "LedgerCorrupt",
     "LedgerExists",
     "LedgerNotFound",
+    "MalformedBaseline",
     "MalformedNote",
+    "PackError",
     "UsageError",
     "VerificationError",
 ]
@@ -87,6 +97,26 @@ class InvalidEntry(UsageError):
 
 
 class MalformedNote(UsageError):
+    pass
+
+
+class MalformedBaseline(UsageError):
+    pass
+
+
+class FingerprintIndexError(UsageError):
+    pass
+
+
+class CollectionNotFound(UsageError):
+    pass
+
+
+class PackError(UsageError):
+    pass
+
+
+class InvalidPolicy(UsageError):
     pass
 
 

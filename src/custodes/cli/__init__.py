@@ -39,13 +39,25 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from custodes.cli.baseline import baseline
     from custodes.cli.demo import demo
+    from custodes.cli.explain import explain
+    from custodes.cli.guard import guard
+    from custodes.cli.index import index
     from custodes.cli.ledger import ledger
+    from custodes.cli.review import review
     from custodes.cli.scan import scan
+    from custodes.cli.token import token
 
     cli.add_command(scan)
+    cli.add_command(baseline)
+    cli.add_command(index)
     cli.add_command(ledger)
     cli.add_command(demo)
+    cli.add_command(guard)
+    cli.add_command(token)
+    cli.add_command(explain)
+    cli.add_command(review)
 
 
 _register()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,10 @@ from custodes.errors import UsageError
 from custodes.findings import Severity
 from custodes.reports import Format, LedgerRef, render
 from custodes.subject import Skipped, Subject
+
+if TYPE_CHECKING:
+    from custodes.detectors.rules import ProvenanceFactory
+    from custodes.policy import Policy
 
 __all__ = ["scan"]
 
@@ -42,13 +47,21 @@ def _git_items(
     return (item for item, _ in git.history_blobs(repo))
 
 
-def _detectors() -> list[Detector]:
-    from custodes.detectors.secrets_detector import SecretsDetector
+def _detectors(
+    policy: Policy, provenance: ProvenanceFactory | None = None
+) -> list[Detector]:
+    """The detectors the policy switches on; a rule that cannot run here is said on stderr."""
+    from custodes.detectors.rules import policy_detectors
 
-    return [SecretsDetector()]
+    detectors, notes = policy_detectors(policy, provenance=provenance)
+    for note in notes:
+        click.echo(f"custodes: note: {note}", err=True)
+    return detectors
 
 
-def _record(decision: Decision, db: str, targets: list[str]) -> LedgerRef:
+def _record(
+    decision: Decision, db: str, targets: list[str], policy: Policy | None = None
+) -> LedgerRef:
     from custodes.ledger.log import Ledger
 
     if db == DEFAULT_DB and not Path(db).exists():
@@ -59,7 +72,12 @@ def _record(decision: Decision, db: str, targets: list[str]) -> LedgerRef:
         led = Ledger.open(db)
     with led:
         receipt = led.append(
-            decision.ledger_entry(door="scan", targets=targets, version=__version__)
+            decision.ledger_entry(
+                door="scan",
+                targets=targets,
+                version=__version__,
+                policy=policy.ref if policy is not None else None,
+            )
         )
     return LedgerRef(receipt.index, receipt.root.hex())
 
@@ -72,7 +90,7 @@ def _record(decision: Decision, db: str, targets: list[str]) -> LedgerRef:
     type=click.Choice([f.value for f in Format]),
     default=Format.TEXT.value,
     show_default=True,
-    help="Report format.",
+    help="Report format; html is one self-contained page (no script) for a CI artifact.",
 )
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
@@ -111,6 +129,31 @@ def _record(decision: Decision, db: str, targets: list[str]) -> LedgerRef:
     show_default=True,
     help="Fail when the score (100 minus weighted findings) is below this.",
 )
+@click.option(
+    "--baseline",
+    "baseline_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Findings listed here are debt: reported, never failing the gate "
+    "[default: .custodes/baseline.json when it exists].",
+)
+@click.option("--no-baseline", is_flag=True, help="Ignore any baseline: every finding is new.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    metavar="FILE|PACK",
+    help="Policy pack to apply: a YAML file or a built-in pack (enterprise, owasp-llm). "
+    "Repeat to combine packs [default: enterprise].",
+)
+@click.option(
+    "--index",
+    "index_path",
+    envvar="CUSTODES_INDEX",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Provenance index to match against (custodes index add) "
+    "[default: .custodes/index.db when it exists]. Env: CUSTODES_INDEX.",
+)
 def scan(
     paths: tuple[Path, ...],
     fmt: str,
@@ -123,6 +166,10 @@ def scan(
     history: bool,
     fail_on: str,
     min_score: int,
+    baseline_file: Path | None,
+    no_baseline: bool,
+    policies: tuple[str, ...],
+    index_path: Path | None,
 ) -> int:
     """Scan files, directories and release artifacts; exit 1 when the gate fails.
 
@@ -134,8 +181,38 @@ def scan(
     the reason. The decision is recorded in the ledger before the report is printed.
 
     \b
+    A finding can be excused inline, with a reason, on its line or the line above:
+      key = "…"  # custodes: ignore[secret.generic-api-key] fake key of the test suite
+    Findings in the baseline (custodes baseline create) are debt: reported, scored at a
+    quarter, never failing the gate. The scorecard shows violations, debt and drift.
+
+    \b
+    The policy (--policy, default the built-in enterprise pack) says which checks run:
+    secrets, provenance, regular expressions, Python and JavaScript/TypeScript call rules
+    and release-artifact rules, each with its severity, paths and controls. A rule:
+      - id: acme.no-eval
+        message: eval of dynamic input
+        severity: high                      # info, low, medium, high, critical
+        controls: ["owasp-llm:LLM05"]
+        paths: {include: ["src/"], exclude: ["tests/"]}
+        python: {calls: [eval, exec], arguments: dynamic}
+    Other detectors: regex (pattern, pattern-either, pattern-not, flags), javascript
+    (as python), artifact (sources-content, proprietary), secrets (rules), provenance
+    (collections); optional languages, kinds and when (a CEL condition on path,
+    language and kind). An invalid policy stops the scan (exit 2) naming FILE:LINE.
+      custodes scan . --policy enterprise --policy owasp-llm --policy acme.yaml
+
+    \b
+    Provenance: with an index (custodes index add; .custodes/index.db when it exists, or
+    --index FILE), code copied from a collection is reported after renaming, reformatting
+    and small edits, with the collection's file and lines and the similarity, never the code.
+
+    \b
     Exit codes: 0 passed, 1 the gate failed, 2 usage error, 3 internal error.
     """
+    from custodes.policy import load_policy
+
+    policy = load_policy(policies)  # before anything is read: a bad policy scans nothing
     targets = list(paths) or [Path(".")]
     for target in targets:
         if not target.exists() and not target.is_symlink():
@@ -161,10 +238,27 @@ def scan(
         if any(git_modes)
         else _items(targets)
     )
-    decision = run(items, _detectors(), gate, progress=progress)
+    from custodes.cli.baseline import baseline_for_scan
+    from custodes.cli.index import ProvenanceHook
+    from custodes.engine import DriftBase
+
+    hook = ProvenanceHook.for_scan(index_path)  # a missing --index stops here, before reading
+    decision = run(
+        hook.items(items),
+        _detectors(policy, hook.detector),
+        gate,
+        progress=progress,
+        baseline=baseline_for_scan(baseline_file, no_baseline=no_baseline),
+        # Only added lines were read: every new finding is drift against the change's base.
+        drift_base=DriftBase.CHANGE if any(git_modes[:3]) else None,
+    )
     if progress is not None:
         click.echo("\r", err=True, nl=False)
-    ledger = None if no_ledger else _record(decision, ledger_db, [t.as_posix() for t in targets])
+    ledger = (
+        None
+        if no_ledger
+        else _record(decision, ledger_db, [t.as_posix() for t in targets], policy)
+    )
     report = render(
         decision,
         Format(fmt),

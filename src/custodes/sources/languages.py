@@ -8,7 +8,7 @@ from typing import Final
 
 from custodes.subject import MEMBER_SEPARATOR
 
-__all__ = ["language_of"]
+__all__ = ["LANGUAGES", "language_of"]
 
 # Lower-case language names, one per grammar a detector may care about: jsx is parsed as
 # JavaScript, but tsx has its own grammar and so its own name.
@@ -66,6 +66,10 @@ _BY_EXTENSION: Final[Mapping[str, str]] = MappingProxyType(
         "svelte": "svelte",
     }
 )
+
+
+LANGUAGES: Final[frozenset[str]] = frozenset(_BY_EXTENSION.values())
+"""Every language name :func:`language_of` returns (policies name them in ``languages``)."""
 
 
 def language_of(path: str) -> str | None:
