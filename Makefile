@@ -14,8 +14,10 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[all,dev]'
 
-# The main job on the bundled demo: a demo repository scanned (a key in the code, another in a
-# release tarball's source map), the verdict and the demo decisions recorded in a fresh ledger,
+# The main job on the bundled demo: a stand-in for a leaked codebase indexed, then a demo
+# repository scanned with the enterprise pack (a key in the code, TLS verification off, a
+# fragment pasted from the leak, a release tarball whose source map carries the original sources
+# and a key), the scorecard shown, the verdict and the demo decisions recorded in a fresh ledger,
 # the signed checkpoint printed and the whole ledger verified.
 run: install
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)
@@ -37,6 +39,8 @@ bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/ledger_bench.py
 	$(BIN)/python benchmarks/secrets_bench.py
+	$(BIN)/python benchmarks/provenance_bench.py --scale
+	$(BIN)/python benchmarks/guard_bench.py
 
 clean:
 	rm -rf $(VENV) .custodes .pytest_cache .mypy_cache .ruff_cache .hypothesis
