@@ -4,7 +4,7 @@ A directive is a comment in the scanned text itself::
 
     key = load_fixture()  # custodes: ignore[secret.aws-access-key-id] fake key of the test suite
 
-    // custodes: ignore[secret.jwt, secret.generic-api-key] signed by the test CA, expires 2020
+    // custodes: ignore[secret.jwt, secret.generic-assignment] signed by the test CA, expires 2020
     const token = "eyJ…";
 
 It silences the named rules on its own line, and, when the comment is alone on its line, on the

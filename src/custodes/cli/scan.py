@@ -182,7 +182,7 @@ def scan(
 
     \b
     A finding can be excused inline, with a reason, on its line or the line above:
-      key = "…"  # custodes: ignore[secret.generic-api-key] fake key of the test suite
+      key = "…"  # custodes: ignore[secret.generic-assignment] fake key of the test suite
     Findings in the baseline (custodes baseline create) are debt: reported, scored at a
     quarter, never failing the gate. The scorecard shows violations, debt and drift.
 
