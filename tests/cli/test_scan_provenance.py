@@ -177,6 +177,21 @@ def test_a_warn_collection_reports_without_failing(
     assert finding["source"]["collection"] == "ours"
 
 
+def test_the_default_pack_reports_a_warn_collection_without_failing(
+    tmp_path: Path, world: dict[str, object]
+) -> None:
+    run("index", "add", "artifact.tgz", "-c", "ours", "--mode", "warn", "--index", "warn.db", cwd=tmp_path)
+    done = run(
+        "scan", "repo", "--index", "warn.db", "--format", "json", "--no-ledger", cwd=tmp_path
+    )
+    report = json.loads(done.stdout)
+    (finding,) = [f for f in report["findings"] if f["kind"] == "provenance"]
+    assert (finding["rule"], finding["severity"]) == ("provenance.warn", "medium")
+    assert finding["source"]["collection"] == "ours"
+    assert not any("provenance" in reason for reason in report["reasons"])
+    assert done.returncode == (0 if report["passed"] else 1), done.stderr
+
+
 def test_a_named_index_must_exist(tmp_path: Path, world: dict[str, object]) -> None:
     for args, env in (
         (("--index", "missing.db"), None),

@@ -694,8 +694,10 @@ def test_the_code_gate_does_not_run_guard_rules() -> None:
 
     policy = load_policy(["enterprise"])
     _, notes = policy_detectors(policy)
-    assert notes == ["rule enterprise.provenance-deny not run: it needs a provenance index "
-                     "(give --index)"]  # fmt: skip
+    assert notes == [
+        "rule enterprise.provenance-deny not run: it needs a provenance index (give --index)",
+        "rule enterprise.provenance-warn not run: it needs a provenance index (give --index)",
+    ]
     code = Subject("src/app.py", f"contact = '{EMAIL}'\ntable = 'pii.customers'\n")
     assert [f.rule for f in PolicyDetector(policy).scan(code)] == []
 

@@ -68,7 +68,8 @@ def test_without_an_index_a_provenance_rule_is_not_run_and_says_so() -> None:
     detectors, notes = policy_detectors(PACKS)
     assert len(detectors) == 1
     assert notes == [
-        "rule enterprise.provenance-deny not run: it needs a provenance index (give --index)"
+        "rule enterprise.provenance-deny not run: it needs a provenance index (give --index)",
+        "rule enterprise.provenance-warn not run: it needs a provenance index (give --index)",
     ]
 
 
@@ -89,10 +90,12 @@ def test_copied_leaked_code_is_reported_under_the_deny_rule(index: Index) -> Non
     copied = "import logging\n\nLOG = logging.getLogger(__name__)\n\n\n" + LEAKED
     found = [f for f in detector.scan(subject("src/agent/planner.py", copied)) if f.kind == "provenance"]
     assert found, "the copy was not matched"
+    # The code is in both collections: the deny one under the deny rule, ours under warn.
+    assert {f.source.collection for f in found if f.source} == {"leak-2026", "ours"}
     for finding in found:
-        assert finding.rule == "provenance.deny"
         assert finding.source is not None
-        assert finding.source.collection == "leak-2026"
+        mode = {"leak-2026": "deny", "ours": "warn"}[finding.source.collection]
+        assert finding.rule == f"provenance.{mode}"
         assert finding.controls == ("nist-ai-rmf:MANAGE-3.1", "iso-42001:A.10")
         assert finding.start_line >= 6  # the copy starts below the added header
 
