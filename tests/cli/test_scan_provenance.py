@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from fingerprint.clones import npm_package
 from ledgertools import CUSTODES, cli_env
 
 LEAK_PATH = "artifact.tgz!package/dist/cli.js.map!src/tools/agent.ts"
@@ -25,13 +26,8 @@ FRAGMENT = (99, 140)  # 0-based slice of the protected file: lines 100-140
 
 
 def _npm_lib() -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed")
-    root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, check=True)
-    lib = Path(root.stdout.strip()) / "npm" / "lib"
-    if not (lib / "commands" / "doctor.js").is_file():
-        pytest.skip("node's bundled npm is not installed")
+    lib = npm_package() / "lib"
+    assert (lib / "commands" / "doctor.js").is_file(), f"npm's doctor command is not in {lib}"
     return lib
 
 

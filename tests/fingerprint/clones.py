@@ -24,7 +24,6 @@ import keyword
 import random
 import re
 import shutil
-import subprocess
 import sysconfig
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -637,18 +636,17 @@ def splice(host: str, fragment: str, rng: random.Random, language: str | None = 
 # -- real code --------------------------------------------------------------------------------
 
 
-def _npm_lib() -> Path | None:
+def npm_package() -> Path:
+    """The npm client's package (its sources and bundled dependencies): real JavaScript.
+
+    Found from the executable (``npm`` links to ``…/npm/bin/npm-cli.js`` both in node's own
+    distribution and in Debian's package), so no npm command has to run. CI installs npm.
+    """
     npm = shutil.which("npm")
-    if npm is None:
-        return None
-    try:
-        root = subprocess.run(
-            [npm, "root", "-g"], capture_output=True, text=True, timeout=60, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    path = Path(root) / "npm"
-    return path if path.is_dir() else None
+    assert npm is not None, "npm is not installed: apt-get install npm (CI installs it)"
+    package = Path(npm).resolve().parent.parent
+    assert (package / "lib").is_dir(), f"npm's own sources are not in {package}"
+    return package
 
 
 def _readable(paths: Iterator[Path], language: str, limit: int) -> list[Path]:
@@ -678,8 +676,7 @@ def corpus(language: str, limit: int = 100_000) -> tuple[Path, ...]:
         files = (p for p in stdlib.rglob("*.py") if "site-packages" not in p.parts)
         return tuple(_readable(files, language, limit))
     if language == "javascript":
-        npm = _npm_lib()
-        return tuple(_readable(npm.rglob("*.js"), language, limit)) if npm else ()
+        return tuple(_readable(npm_package().rglob("*.js"), language, limit))
     if language == "c":
         roots = [Path("/usr/include"), Path("/usr/share")]
         files = (p for root in roots if root.is_dir() for p in root.rglob("*.[ch]"))

@@ -94,8 +94,7 @@ def _read(path: Path) -> str:
 def _experiment(language: str, tmp: Path) -> Outcome:
     rng = random.Random(f"{SEED}-{language}")
     files = list(corpus(language, 800))
-    if len(files) < INDEXED + HOSTS:
-        pytest.skip(f"not enough real {language} code on this machine")
+    assert len(files) >= INDEXED + HOSTS, f"not enough real {language} code on this machine"
     rng.shuffle(files)
     indexed = files[:INDEXED]
     texts = {f"{language}/{i}/{p.name}": _read(p) for i, p in enumerate(indexed)}
