@@ -58,6 +58,20 @@ def test_a_provenance_scan_without_a_ledger_loads_neither_guard_nor_ledger(tmp_p
     assert "custodes.guard" not in loaded
     assert "custodes.ledger" not in loaded
     assert "cryptography" not in loaded
+    assert "pydantic" not in loaded  # a plain provenance policy is read without the schema
+
+
+def test_a_scan_with_another_rule_still_validates_with_the_schema(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def add(a, b):\n    return a + b\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "schema: 1\nname: p\nrules:\n  - id: p.provenance\n    message: copied\n"
+        "    provenance:\n      collections: [deny]\n      min-similarity: 1.5\n"
+    )
+    code, loaded = _loaded("scan", "src", "--policy", str(policy), "--no-ledger", cwd=tmp_path)
+    assert code == 2
+    assert "pydantic" in loaded
 
 
 def test_help_still_lists_every_command() -> None:

@@ -3,7 +3,10 @@
 Every problem is reported at once, each as ``FILE:LINE: where: what is wrong`` with what is
 allowed: a YAML syntax error, an unknown key (with the nearest allowed one), a wrong value, an
 invalid regular expression, an unknown control, a duplicate rule id. Lines come from PyYAML's
-node marks, so a pydantic error location (``rules[2].severity``) points into the file.
+node marks, so a pydantic error location (``rules[2].severity``) points into the file. A pack of
+plain provenance rules is read by :mod:`custodes.policy.light` without importing pydantic (a
+scan's start-up cost); whatever that reading does not accept goes to the schema, which words
+every error.
 
 A policy's ``sha256`` is the SHA-256 of the RFC 8785 canonical JSON of the list of every pack
 loaded, in order, as written (comments, layout and YAML anchors do not count; a changed rule
@@ -20,12 +23,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, get_args
+from typing import TYPE_CHECKING, Any, Final, get_args
 
 import rfc8785
 import yaml
 from pathspec import GitIgnoreSpec
-from pydantic import BaseModel, ValidationError
 
 from custodes.errors import InvalidPolicy
 from custodes.policy.condition import (
@@ -34,6 +36,7 @@ from custodes.policy.condition import (
     Condition,
     compile_condition,
 )
+from custodes.policy.light import LightPolicy, LightRule, read_light
 from custodes.policy.model import (
     CODE_LANGUAGES,
     ArtifactCheck,
@@ -50,7 +53,11 @@ from custodes.policy.model import (
     Scope,
     SecretsCheck,
 )
-from custodes.policy.schema import REGEX_FLAGS, CodeModel, PolicyModel, RuleModel
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
+    from custodes.policy.schema import CodeModel, PolicyModel, RuleModel
 
 __all__ = ["DEFAULT_PACKS", "PACKS", "PolicyError", "Problem", "load_policy", "pack_text"]
 
@@ -99,7 +106,7 @@ def load_policy(specs: Sequence[str | os.PathLike[str]] = ()) -> Policy:
             seen.add(identity)
             loaded.append((source, default_name, text))
     problems: list[Problem] = []
-    packs: list[tuple[str, str, PolicyModel, yaml.Node, dict[str, Any]]] = []
+    packs: list[tuple[str, str, PolicyModel | LightPolicy, yaml.Node, dict[str, Any]]] = []
     for source, default_name, text in loaded:
         parsed = _parse(text, source, problems)
         if parsed is not None:
@@ -159,7 +166,7 @@ def _read(spec: str | os.PathLike[str]) -> tuple[str, str, str, str]:
 
 def _parse(
     text: str, source: str, problems: list[Problem]
-) -> tuple[PolicyModel, yaml.Node, dict[str, Any]] | None:
+) -> tuple[PolicyModel | LightPolicy, yaml.Node, dict[str, Any]] | None:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
@@ -188,11 +195,18 @@ def _parse(
             Problem(source, _line(node), "", "a policy is a mapping with 'rules' (and 'name')")
         )
         return None
-    try:
-        model = PolicyModel.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_problems(exc, node, source))
-        return None
+    # pydantic (about 0.1 s to import and build) only for what the light reading leaves.
+    model: PolicyModel | LightPolicy | None = read_light(data)
+    if model is None:
+        from pydantic import ValidationError
+
+        from custodes.policy.schema import PolicyModel
+
+        try:
+            model = PolicyModel.model_validate(data)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, node, source))
+            return None
     problems.extend(_duplicate_ids(model, node, source))
     return (model, node, data) if len(problems) == before else None
 
@@ -231,9 +245,12 @@ def _node_problems(root: yaml.Node, source: str) -> list[Problem]:
     return sorted(problems, key=lambda p: p.line or 0)
 
 
-def _duplicate_ids(model: PolicyModel, root: yaml.Node, source: str) -> Iterator[Problem]:
+def _duplicate_ids(
+    model: PolicyModel | LightPolicy, root: yaml.Node, source: str
+) -> Iterator[Problem]:
     first: dict[str, int] = {}
-    for index, rule in enumerate(model.rules):
+    specs: Sequence[RuleModel | LightRule] = model.rules
+    for index, rule in enumerate(specs):
         line = _locate(root, ("rules", index, "id"))[0]
         if rule.id in first:
             yield Problem(
@@ -281,6 +298,9 @@ def _where(loc: Sequence[int | str]) -> str:
 
 def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
     """The schema model that validates the mapping at ``loc``, to list its keys."""
+
+    from custodes.policy.schema import PolicyModel
+
     model: type[BaseModel] | None = PolicyModel
     for step in loc:
         if isinstance(step, int):
@@ -297,6 +317,8 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
 
 
 def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    from pydantic import BaseModel
+
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
@@ -375,13 +397,14 @@ def _unknown_key(key: str, model: type[BaseModel] | None) -> str:
 
 
 def _build(
-    packs: Sequence[tuple[str, str, PolicyModel, yaml.Node, dict[str, Any]]],
+    packs: Sequence[tuple[str, str, PolicyModel | LightPolicy, yaml.Node, dict[str, Any]]],
     problems: list[Problem],
 ) -> list[Rule]:
     rules: list[Rule] = []
     origin: dict[str, str] = {}
     for source, _, model, node, _ in packs:
-        for index, spec in enumerate(model.rules):
+        specs: Sequence[RuleModel | LightRule] = model.rules
+        for index, spec in enumerate(specs):
             line, _ = _locate(node, ("rules", index))
             where = f"rules[{index}]"
             if spec.id in origin:
@@ -403,7 +426,7 @@ def _build(
     return rules
 
 
-def _rule(spec: RuleModel, origin: str) -> Rule:
+def _rule(spec: RuleModel | LightRule, origin: str) -> Rule:
     check = _check(spec)
     languages = frozenset(spec.languages) if spec.languages is not None else None
     if isinstance(check, CodeCheck):
@@ -436,15 +459,17 @@ def _rule(spec: RuleModel, origin: str) -> Rule:
     )
 
 
-def _condition(spec: RuleModel) -> Condition | None:
+def _condition(spec: RuleModel | LightRule) -> Condition | None:
     if spec.when is None:
         return None
     variables = CODE_VARIABLES if "code" in spec.applies_to else GUARD_VARIABLES
     return compile_condition(spec.when, variables)
 
 
-def _check(spec: RuleModel) -> Check:
+def _check(spec: RuleModel | LightRule) -> Check:
     if spec.regex is not None:
+        from custodes.policy.schema import REGEX_FLAGS
+
         flags = re.MULTILINE
         for flag in spec.regex.flags:
             flags |= REGEX_FLAGS[flag]
