@@ -346,7 +346,7 @@ def test_a_ledger_that_cannot_record_fails_closed(
         assert http.post(CHAT, json=_chat("before")).status_code == 200
         # Rewrite the tree behind custodes' back: the ledger refuses to extend it.
         with sqlite3.connect(proxy.ledger) as db:
-            db.execute("UPDATE nodes SET hash = zeroblob(32)")
+            db.execute("UPDATE tiles SET hashes = zeroblob(length(hashes))")
         calls = len(upstream[0].calls)
         response = http.post(CHAT, json=_chat("after the tampering"))
         assert response.status_code == 503
