@@ -7,17 +7,6 @@ ledger. This module is the public API; everything not named in ``__all__`` is pr
 from typing import TYPE_CHECKING
 
 from custodes.errors import Error, UsageError, VerificationError
-from custodes.ledger import (
-    Checkpoint,
-    ConsistencyProof,
-    InclusionProof,
-    Ledger,
-    Receipt,
-    Signer,
-    Verifier,
-    VerifyReport,
-    verify_ledger,
-)
 
 __version__ = "0.1.0"
 
@@ -45,6 +34,13 @@ __all__ = [
 # The guard and the policy pull in every detector and the policy toolchain; imported on first
 # use, so that `import custodes` (and every `custodes ledger` command) stays quick.
 _LAZY = {
+    **dict.fromkeys(
+        (
+            "Checkpoint", "ConsistencyProof", "InclusionProof", "Ledger", "Receipt", "Signer",
+            "Verifier", "VerifyReport", "verify_ledger",
+        ),
+        "custodes.ledger",
+    ),  # the ledger pulls in cryptography: a scan that records nothing need not load it
     "Caller": "custodes.guard.pipeline",
     "Guard": "custodes.guard.pipeline",
     "GuardViolation": "custodes.guard.pipeline",
@@ -66,4 +62,15 @@ def __getattr__(name: str) -> object:
 
 if TYPE_CHECKING:
     from custodes.guard.pipeline import Caller, Guard, GuardViolation
+    from custodes.ledger import (
+        Checkpoint,
+        ConsistencyProof,
+        InclusionProof,
+        Ledger,
+        Receipt,
+        Signer,
+        Verifier,
+        VerifyReport,
+        verify_ledger,
+    )
     from custodes.policy import Policy, load_policy

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import random
 import sysconfig
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from custodes.fingerprint import boilerplate_lines, classify, licence_header_lines
 from custodes.subject import SkipReason
 from fingerprint.clones import corpus
+
+boilerplate = importlib.import_module("custodes.fingerprint.boilerplate")
 
 MIT_HEADER = (
     "# Copyright (c) 2021 Example Ltd.\n"
@@ -136,3 +141,40 @@ def test_one_long_data_line_does_not_make_a_file_minified() -> None:
     assert classify("src/data.py", code + blob) is None
     assert classify("src/data.py", blob * 3) is SkipReason.MINIFIED
     assert classify("src/wide.py", ("x = 1  " * 40 + "\n") * 20) is SkipReason.MINIFIED
+
+
+# -- the import patterns, found from newline to newline -------------------------------------------
+
+_LINE_PIECES = [
+    "import x\n", "from a import (b,\n c)\n", "import", " ", "\t", "\n", "\n\n", "x = 1\n",
+    "#include <a.h>\n", "  # include \"b\"\n", "use std::io;\n", "package main\n",
+    "const a = require('a')\n", "'use strict';\n", "export * from 'x'\n", "import {a,\nb} from 'c'\n",
+    "require 'x'\n", "<?php\n", "using System;\n", "namespace A;\n", "(", ")", "{", "}", ";",
+    "SPDX-License-Identifier: MIT", "é", "\r\n",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    language=st.sampled_from(sorted(boilerplate._IMPORT_PATTERNS)),
+    pieces=st.lists(st.sampled_from(_LINE_PIECES), max_size=40),
+)
+def test_line_matches_are_finditers_matches(language: str, pieces: list[str]) -> None:
+    text = "".join(pieces)
+    pairs = [
+        (boilerplate._IMPORT_PATTERNS[language], boilerplate._IMPORT_AFTER_NEWLINE[language]),
+        (boilerplate._SPDX_LINE, boilerplate._SPDX_AFTER_NEWLINE),
+    ]
+    for pattern, after_newline in pairs:
+        got = [m.span() for m in boilerplate._line_matches(pattern, after_newline, text)]
+        assert got == [m.span() for m in pattern.finditer(text)]
+
+
+def test_line_matches_are_finditers_matches_on_real_code() -> None:
+    for language in ("python", "javascript", "c"):
+        for path in corpus(language)[:150]:
+            text = path.read_text("utf-8")
+            pattern = boilerplate._IMPORT_PATTERNS[language]
+            after_newline = boilerplate._IMPORT_AFTER_NEWLINE[language]
+            got = [m.span() for m in boilerplate._line_matches(pattern, after_newline, text)]
+            assert got == [m.span() for m in pattern.finditer(text)], path

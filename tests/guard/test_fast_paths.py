@@ -51,8 +51,13 @@ def entries(db: Path) -> list[dict[str, Any]]:
 
 # Pieces that put a text on a gate's edge: runs of 1 to 19 digits, separators, Unicode digits
 # (which the scanner's \d also reads), capitals, and words the finders look for nearby.
+_GROUPED = st.tuples(
+    st.lists(st.text(alphabet="0123456789", min_size=1, max_size=6), min_size=2, max_size=7),
+    st.sampled_from([" ", "-", ".", "\u00a0", ""]),
+).map(lambda groups_sep: groups_sep[1].join(groups_sep[0]))  # 1234 567890 12345, 536-90-1234…
 _PIECES = st.one_of(
     st.text(alphabet="0123456789", min_size=1, max_size=19),
+    _GROUPED,
     st.sampled_from([" ", "-", ".", "(", ")", "+", "00", "\n", "\u00a0", "/", ","]),
     st.text(alphabet="٠١٢٣٤٥٦٧٨٩०१२३४५६७८९", min_size=1, max_size=12),
     st.text(alphabet=string.ascii_uppercase, min_size=1, max_size=8),
@@ -72,6 +77,7 @@ _KNOWN = [
     "NIR 1 84 12 76 451 089 46",
     "+44 20 7946 0958",
     "call 020 7946 0958",
+    "3782 822463 10005",
 ]
 
 
@@ -86,6 +92,7 @@ def test_the_known_identifiers_are_found_through_the_gates() -> None:
     expected = [
         "pii.card", "pii.iban", "pii.us-ssn", "pii.uk-nino", "pii.es-dni",
         "pii.de-steuer-id", "pii.it-codice-fiscale", "pii.fr-nir", "pii.phone", "pii.phone",
+        "pii.card",
     ]  # fmt: skip
     found = [[m.rule_id for _, _, m in pii_spans(f"see {sample} here")] for sample in _KNOWN]
     assert found == [[rule] for rule in expected]
@@ -111,6 +118,38 @@ def test_a_gate_lets_through_the_least_its_expression_matches(finder: str) -> No
     regex, sample = _AT_THE_EDGE[finder]
     assert getattr(pii, regex).search(sample) is not None
     assert _PII_GATES[finder](_Shape.of(sample))
+
+
+# Every layout of digit runs each expression accepts (the gates read runs and separators).
+_LAYOUTS = [
+    ("_cards", "1234567890123"), ("_cards", "1234-5678-9012-3456-789"),
+    ("_cards", "3782 822463 10005"), ("_cards", "3782-822463-1000"),
+    ("_ibans", "de44500105175407324931"), ("_ssns", "123456789"), ("_ssns", "123 45 6789"),
+    ("_ninos", "AB123456C"), ("_ninos", "AB 12 34 56 D"), ("_steuer_ids", "12345678901"),
+    ("_nirs", "184127645108946"), ("_nirs", "184122A45108946"), ("_nirs", "2 84 12 2B 451 089 46"),
+    ("_phones", "+44 (0) 20.7946\u00a00958"), ("_phones", "(020) 7946-0958"), ("_phones", "+44 (0)20 7946"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("finder", "sample"), _LAYOUTS)
+def test_a_gate_lets_through_every_layout_of_runs(finder: str, sample: str) -> None:
+    regex = _PII_GATE_SPECS[finder][0]
+    assert getattr(pii, regex).search(f"x {sample} x") is not None
+    assert _PII_GATES[finder](_Shape.of(f"x {sample} x"))
+
+
+@SETTINGS
+@given(st.lists(st.one_of(_PIECES, st.sampled_from(_KNOWN)), max_size=14).map("".join))
+def test_a_gate_never_refuses_a_text_its_finder_reads(text: str) -> None:
+    # Stricter than comparing the findings: a finder's candidates that lose an overlap, or
+    # fail their checksum, still count here.
+    shape = _Shape.of(text)
+    for finder, gate in _PII_GATES.items():
+        if finder == "_phones":  # its gate reads the finder's own digit count, not the regex
+            read = bool(list(pii._phones(text, ("US", "GB", "DE", "FR", "ES", "IT"))))
+        else:
+            read = getattr(pii, _PII_GATE_SPECS[finder][0]).search(text) is not None
+        assert gate(shape) or not read, finder
 
 
 def test_every_gate_is_active_for_the_scanner_it_was_read_from() -> None:

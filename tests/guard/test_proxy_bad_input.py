@@ -347,8 +347,16 @@ def test_a_ledger_that_cannot_record_fails_closed(
         # Rewrite the tree behind custodes' back: the ledger refuses to extend it.
         with sqlite3.connect(proxy.ledger) as db:
             db.execute("UPDATE tiles SET hashes = zeroblob(length(hashes))")
-        calls = len(upstream[0].calls)
+        # The admission of the request under way when the ledger breaks was staged, to be
+        # recorded with its call: the model answered, but the answer is withheld.
         response = http.post(CHAT, json=_chat("after the tampering"))
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "custodes_unavailable"
+        assert "x-custodes-ledger-index" not in response.headers
+        assert "choices" not in response.json()
+        # From then on admission is recorded before the call: nothing goes to the model.
+        calls = len(upstream[0].calls)
+        response = http.post(CHAT, json=_chat("once the ledger is known broken"))
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "custodes_unavailable"
         assert "x-custodes-ledger-index" not in response.headers

@@ -9,6 +9,7 @@ two responses may claim one entry, and `custodes ledger verify` must pass.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,14 @@ def _run(tmp_path: Path, clients: int, seconds: float, *extra: str) -> None:
             *extra,
         )  # fmt: skip
         with server:
-            answers = asyncio.run(_load(server.url, clients, seconds))
+            try:
+                answers = asyncio.run(_load(server.url, clients, seconds))
+            except httpx.TransportError as exc:
+                # The proxy dropped a connection: what it logged says why.
+                server.terminate()
+                raise AssertionError(
+                    f"{type(exc).__name__}; the proxy said:\n" + "\n".join(server.lines[-40:])
+                ) from exc
             assert server.terminate() == 0, "\n".join(server.lines)
     assert answers
     bad = [a for a in answers if not a.content_ok]
@@ -112,3 +120,30 @@ def test_every_answer_under_load_is_in_the_ledger(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_every_answer_under_heavy_load_is_in_the_ledger(tmp_path: Path) -> None:
     _run(tmp_path, 200, 30, "--workers", "2")
+
+
+def _healthz(sock: socket.socket, host: str) -> bytes:
+    sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    answer = b""
+    while not answer.endswith(b'{"status":"ok"}'):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break  # the proxy closed the connection
+        answer += chunk
+    return answer
+
+
+def test_an_idle_connection_outlasts_the_clients_keep_alive(tmp_path: Path) -> None:
+    # httpx (and so the openai client) reuses a connection idle for up to 5 s. A proxy that
+    # closed it at that instant would reset a request the client cannot safely send again:
+    # under load some answers were lost that way (httpx.ReadError).
+    (tmp_path / "policy.yaml").write_text(TEST_POLICY)
+    with upstream_process(tmp_path) as upstream, proxy_process(
+        tmp_path, "--upstream", upstream.url + "/v1", "--policy", "policy.yaml",
+        "--ledger", str(tmp_path / "idle.db"),
+    ) as server:  # fmt: skip
+        host, port = server.url.split("://", 1)[1].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            assert _healthz(sock, host).startswith(b"HTTP/1.1 200")
+            time.sleep(6.0)
+            assert _healthz(sock, host).startswith(b"HTTP/1.1 200")

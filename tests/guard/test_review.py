@@ -23,11 +23,11 @@ from custodes.guard import (
     ItemExpired,
     ReviewItem,
     ReviewItemNotFound,
+    ReviewOutcome,
     ReviewQueue,
     ReviewState,
     ReviewStoreError,
     ReviewTimeout,
-    Verdict,
 )
 
 SECRET_OUTPUT = "Customer 4111 1111 1111 1111, born 1970-01-01, owes EUR 1,234.56 to ACME-7731"
@@ -166,7 +166,7 @@ def test_approve_and_reject_record_who_why_and_when(queue_url: str) -> None:
     with ReviewQueue.open(queue_url, clock=clock) as queue:
         first, second = hold(queue, 1), hold(queue, 2)
         clock.now += 30
-        approved = queue.decide(first.id, Verdict.APPROVE, reviewer="alice", reason="test data")
+        approved = queue.decide(first.id, ReviewOutcome.APPROVE, reviewer="alice", reason="test data")
         rejected = queue.decide(second.id, "reject", reviewer="bob", reason="real customer")
         assert approved.state is ReviewState.APPROVED
         assert (approved.reviewer, approved.decision_reason) == ("alice", "test data")

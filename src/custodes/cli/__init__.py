@@ -7,6 +7,7 @@ check failed, 2 usage error (bad input or options), 3 internal error.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,8 +20,50 @@ __all__ = ["cli", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
+# ``custodes.cli.ledger.DEFAULT_DB`` (tests/cli/test_startup.py pins the two equal), for the
+# commands that only may write a ledger (scan, index): importing that module loads the whole
+# ledger and its cryptography.
+_DEFAULT_DB = os.path.join(".custodes", "ledger.db")
+
+
+# Each subcommand's module, imported only when that command runs (or help lists them): the
+# guard, the ledger and the policy toolchain cost a few hundred milliseconds to import, and a
+# pre-commit `custodes scan` or a CI `custodes index add` should not pay for the others.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("custodes.cli.scan", "scan"),
+    "baseline": ("custodes.cli.baseline", "baseline"),
+    "index": ("custodes.cli.index", "index"),
+    "ledger": ("custodes.cli.ledger", "ledger"),
+    "demo": ("custodes.cli.demo", "demo"),
+    "guard": ("custodes.cli.guard", "guard"),
+    "token": ("custodes.cli.token", "token"),
+    "explain": ("custodes.cli.explain", "explain"),
+    "review": ("custodes.cli.review", "review"),
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported when looked up, not when the CLI is."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*_COMMANDS, *super().list_commands(ctx)})  # click's order: by name
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in _COMMANDS:
+            return found
+        import importlib
+
+        module, attr = _COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        if not isinstance(command, click.Command):  # a wrong table entry is a bug, not input
+            raise TypeError(f"{module}.{attr} is not a click command")
+        self.add_command(command, cmd_name)
+        return command
+
 
 @click.group(
+    cls=_LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="custodes")
@@ -36,31 +79,6 @@ def cli() -> None:
       echo '{"decision":"allow"}' | custodes ledger append --db audit.db
       custodes ledger verify --db audit.db      recheck every entry and signature
     """
-
-
-def _register() -> None:
-    from custodes.cli.baseline import baseline
-    from custodes.cli.demo import demo
-    from custodes.cli.explain import explain
-    from custodes.cli.guard import guard
-    from custodes.cli.index import index
-    from custodes.cli.ledger import ledger
-    from custodes.cli.review import review
-    from custodes.cli.scan import scan
-    from custodes.cli.token import token
-
-    cli.add_command(scan)
-    cli.add_command(baseline)
-    cli.add_command(index)
-    cli.add_command(ledger)
-    cli.add_command(demo)
-    cli.add_command(guard)
-    cli.add_command(token)
-    cli.add_command(explain)
-    cli.add_command(review)
-
-
-_register()
 
 
 class _StderrFormatter(logging.Formatter):

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from custodes.cli.ledger import DEFAULT_DB
+from custodes.cli import _DEFAULT_DB as DEFAULT_DB
 from custodes.detectors.interface import Detector
 from custodes.errors import FingerprintIndexError, MalformedNote, PackError, UsageError
 from custodes.findings import Finding
 from custodes.fingerprint.index import DEFAULT_INDEX, Index, Mode, add_paths
-from custodes.ledger.note import Verifier
 from custodes.subject import Skipped, Subject
 
 if TYPE_CHECKING:
     from custodes.detectors.provenance import ProvenanceDetector
+    from custodes.ledger.note import Verifier
 
 __all__ = ["ProvenanceHook", "index", "index_option"]
 
@@ -372,6 +372,8 @@ def _verifier(value: str) -> Verifier:
                 hint="give the key `custodes ledger key` prints, or a file holding it",
             ) from exc
     try:
+        from custodes.ledger.note import Verifier
+
         return Verifier.from_string(value.strip())
     except MalformedNote as exc:
         raise PackError(f"--verifier: {exc.message}", hint=exc.hint) from exc

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from custodes import __version__
-from custodes.cli.ledger import DEFAULT_DB
+from custodes.cli import _DEFAULT_DB as DEFAULT_DB
 from custodes.detectors.interface import Detector
 from custodes.engine import Decision, Gate, run
 from custodes.errors import UsageError

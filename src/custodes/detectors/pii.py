@@ -430,8 +430,9 @@ def _phones(text: str, regions: tuple[str, ...]) -> Iterator[_Candidate]:
 @functools.cache
 def _region_shape(
     region: str,
-) -> tuple[re.Pattern[str] | None, re.Pattern[str], frozenset[int]] | None:
-    """(national prefix, national number pattern, lengths) from libphonenumber's metadata."""
+) -> tuple[re.Pattern[str] | None, re.Pattern[str], frozenset[int], str, re.Pattern[str] | None] | None:
+    """(national prefix, national number pattern, lengths, calling code, international prefix)
+    from libphonenumber's metadata."""
     metadata = PhoneMetadata.metadata_for_region(region)
     if metadata is None or metadata.general_desc is None:
         return None
@@ -443,6 +444,8 @@ def _region_shape(
         re.compile(prefix) if prefix else None,
         re.compile(general.national_number_pattern),
         frozenset(general.possible_length or ()),
+        str(metadata.country_code or ""),
+        re.compile(metadata.international_prefix) if metadata.international_prefix else None,
     )
 
 
@@ -450,16 +453,28 @@ def national_number_plausible(digits: str, region: str) -> bool:
     """Whether ``digits``, dialled within ``region``, can be one of its valid numbers.
 
     A necessary condition only, checked against the region's general number pattern and
-    lengths (with and without its national prefix): it rules out most digit runs in
-    microseconds, where parsing and validating them costs a hundred.
+    lengths (with and without its national prefix and its calling code): it rules out most
+    digit runs in microseconds, where parsing and validating them costs a hundred.
     """
     shape = _region_shape(region)
     if shape is None:
         return True
-    prefix, pattern, lengths = shape
+    prefix, pattern, lengths, calling_code, international = shape
+    if international is not None and international.match(digits) is not None:
+        return True  # dialled abroad ("0044 …"): another region's number, left to the library
     forms = [digits]
-    if prefix is not None and (match := prefix.match(digits)) is not None and match.end():
-        forms.append(digits[match.end() :])
+    # libphonenumber also reads a national number that starts with the region's own calling
+    # code as that code followed by the number ("4930000" in DE is +49 30000).
+    # Zeros after that code are dropped as well ("6100860053309" in AU is +61 860053309).
+    if calling_code and digits.startswith(calling_code):
+        if len(phonenumbers.region_codes_for_country_code(int(calling_code))) > 1:
+            return True  # "1 310 6743" in US can be a number of Canada's: left to the library
+        rest = digits[len(calling_code) :]
+        forms += [rest, rest.lstrip("0")]
+    if prefix is not None:
+        for form in list(forms):
+            if (match := prefix.match(form)) is not None and match.end():
+                forms.append(form[match.end() :])
     return any(
         (not lengths or len(form) in lengths) and pattern.fullmatch(form) is not None
         for form in forms

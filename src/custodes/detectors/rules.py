@@ -30,12 +30,12 @@ from custodes.detectors.rules_code import (
     reading_for,
     words_of,
 )
-from custodes.detectors.secrets import redact
 from custodes.findings import Finding
 from custodes.policy.model import (
     ArtifactCheck,
     CodeCheck,
     NamePatterns,
+    PhraseCheck,
     Policy,
     ProvenanceCheck,
     RegexCheck,
@@ -108,6 +108,7 @@ class PolicyDetector:
             if isinstance(r.check, CodeCheck)
         ]
         self._artifact = [r for r in policy.rules if isinstance(r.check, ArtifactCheck)]
+        self._phrases = [r for r in policy.rules if isinstance(r.check, PhraseCheck)]
         self._secret_rules = [r for r in policy.rules if isinstance(r.check, SecretsCheck)]
         self._secrets = secrets
         if self._secret_rules and secrets is None:
@@ -124,6 +125,9 @@ class PolicyDetector:
         for item in self._regex:
             if item.rule.scope.admits(subject):
                 yield from _regex_findings(item.rule, item.check, subject, lines)
+        for phrase_rule in self._phrases:
+            if phrase_rule.scope.admits(subject):
+                yield from _phrase_findings(phrase_rule, subject, lines)
         yield from self._scan_code(subject)
         for rule in self._artifact:
             if rule.scope.admits(subject):
@@ -298,6 +302,10 @@ def _regex_findings(
                 # A pattern-not that matches on the match's own lines drops it.
                 if any(p.search(text, lo, hi) for p in check.excluded):
                     continue
+            # Imported here: the secrets module compiles every credential rule, which a
+            # policy without secrets (a provenance-only scan) should not pay for.
+            from custodes.detectors.secrets import redact
+
             yield _finding(
                 rule,
                 path=subject.path,
@@ -306,3 +314,23 @@ def _regex_findings(
                 match_hash=hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest(),
                 preview=redact(value),
             )
+
+
+def _phrase_findings(rule: Rule, subject: Subject, lines: _Lines) -> Iterator[Finding]:
+    """A ``phrases`` rule's matches, reported like a regular expression's."""
+    from custodes.detectors.secrets import redact
+
+    assert isinstance(rule.check, PhraseCheck)
+    text = subject.text
+    for match in rule.check.matcher.find(text):
+        value = text[match.start : match.end]
+        first = lines.line_of(match.start)
+        last = lines.line_of(max(match.start, match.end - 1))
+        yield _finding(
+            rule,
+            path=subject.path,
+            start_line=subject.original_line(first),
+            end_line=subject.original_line(last),
+            match_hash=hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest(),
+            preview=redact(value),
+        )

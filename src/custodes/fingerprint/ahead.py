@@ -11,6 +11,8 @@ consumer (the engine, running the other detectors) gets every item in order with
 
 A small scan (a pre-commit hook, a few files) never starts the pool: below
 ``_POOL_AFTER_CHARS`` of text everything is done in this process, once the text is read.
+Above it, the pool's fork server is started and this process checks the text it held while
+the server imports custodes, so that the workers do not wait for it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from custodes.fingerprint.boilerplate import classify
-from custodes.fingerprint.index import Index, _broken_pool, _context
+from custodes.fingerprint.index import Index, _broken_pool, _context, _warm
 from custodes.fingerprint.match import Match, Matcher, MatchOptions
 from custodes.fingerprint.winnow import Winnowed, winnowed
 from custodes.subject import Skipped, SkipReason, Subject
@@ -154,10 +156,15 @@ def check_ahead(
                 held_chars += size
                 if held_chars < _POOL_AFTER_CHARS:
                     continue
-                pool = _pool(matcher, jobs)
-                for chunk in held:
-                    submit(chunk)
+                # The fork server imports custodes while this process checks what it held
+                # (first, in order); the workers then start without waiting for it.
+                context = _context()
+                _warm(context)
+                first = [result for chunk in held for result in inline(chunk)]
                 held = []
+                pool = _pool(matcher, jobs, context)
+                yield from first
+                continue
             elif pool is None or jobs == 1:  # no pool, or it broke: in order, here
                 while waiting:
                     yield from settle(*waiting.popleft())
@@ -179,8 +186,9 @@ def check_ahead(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _pool(matcher: Matcher, jobs: int) -> ProcessPoolExecutor:
-    context: multiprocessing.context.BaseContext = _context()
+def _pool(
+    matcher: Matcher, jobs: int, context: multiprocessing.context.BaseContext
+) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         jobs,
         mp_context=context,

@@ -12,7 +12,7 @@ so that the caller records them as skipped rather than skipping them silently.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Final
 
@@ -30,6 +30,7 @@ _LICENCE: Final = re.compile(
     re.IGNORECASE,
 )
 _SPDX_LINE: Final = re.compile(r"^[^\n]*SPDX-License-Identifier[^\n]*$", re.MULTILINE)
+_SPDX_AFTER_NEWLINE: Final = re.compile(r"\n(?:" + _SPDX_LINE.pattern + ")", re.MULTILINE)
 
 _HASH = ("#",)
 _SLASH = ("//", "/*", "*", "*/")
@@ -152,6 +153,34 @@ _IMPORT_PATTERNS: Final[Mapping[str, re.Pattern[str]]] = MappingProxyType(
 )
 
 
+# Each pattern behind a newline: every match of these patterns starts a line, and a pattern that
+# starts with a literal lets the regex engine skip from newline to newline instead of trying
+# each alternative at every character (about a third of the time).
+_IMPORT_AFTER_NEWLINE: Final[Mapping[str, re.Pattern[str]]] = MappingProxyType(
+    {name: re.compile(r"\n(?:" + p.pattern + ")", re.MULTILINE) for name, p in _IMPORT_PATTERNS.items()}
+)
+
+
+def _line_matches(
+    pattern: re.Pattern[str], after_newline: re.Pattern[str], text: str
+) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern whose matches all start lines, the later ones
+    found by ``after_newline`` (the pattern behind ``\\n``)."""
+    match = pattern.match(text)
+    position = 0
+    while True:
+        if match is not None:
+            yield match
+            # The next match starts at or after this one's end: its newline lies at or after
+            # the character before that end.
+            position = max(match.end() - 1, match.start())
+        found = after_newline.search(text, position)
+        if found is None:
+            return
+        match = pattern.match(text, found.start() + 1)  # what ``found`` matched behind "\n"
+        position = found.start() + 1
+
+
 def boilerplate_lines(text: str, language: str | None) -> frozenset[int]:
     """Lines (1-based) of ``text`` that must yield no fingerprint.
 
@@ -161,10 +190,14 @@ def boilerplate_lines(text: str, language: str | None) -> frozenset[int]:
     lines are not listed: they yield no fingerprint in any case.
     """
     lines: set[int] = set(licence_header_lines(text, language))
-    pattern = _IMPORT_PATTERNS.get(language or "", _IMPORT_PATTERNS[""])
-    for regex in (pattern, _SPDX_LINE):
+    name = language or ""
+    pattern = _IMPORT_PATTERNS.get(name, _IMPORT_PATTERNS[""])
+    at_newline = _IMPORT_AFTER_NEWLINE.get(name, _IMPORT_AFTER_NEWLINE[""])
+    # A text without the identifier cannot match its pattern, which tries every line.
+    spdx = ("SPDX-License-Identifier" in text) * ((_SPDX_LINE, _SPDX_AFTER_NEWLINE),)
+    for regex, after_newline in ((pattern, at_newline), *spdx):
         line, offset = 1, 0
-        for match in regex.finditer(text):
+        for match in _line_matches(regex, after_newline, text):
             start, end = match.span()
             line += text.count("\n", offset, start)
             span = match.group().rstrip("\n").count("\n")

@@ -885,10 +885,14 @@ class _Pipeline:
             self.held_chars += chars
             if self.held_chars < _POOL_AFTER_CHARS:
                 return
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=_context())
+            context = _context()
+            # The fork server imports custodes while this process fingerprints what it held
+            # (first, in order); the workers then start without waiting for it.
+            _warm(context)
             held, self.held = self.held, []
             for job in held:
-                self._submit(job)
+                self.handle(_fingerprint_jobs(job, self.want_wfp))
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
             return
         if self.pool is None:
             self.handle(_fingerprint_jobs(batch, self.want_wfp))
@@ -946,6 +950,19 @@ def _broken_pool() -> None:
         "a fingerprinting worker process stopped; going on in this process "
         "(a program that uses custodes should start from an `if __name__ == \"__main__\":` block)"
     )
+
+
+def _warm(context: multiprocessing.context.BaseContext) -> None:
+    """Start ``context``'s fork server now, if it has one: a pool created later starts its
+    workers without waiting for the server to import custodes."""
+    # Not while a program is being re-imported by a fork server (one without a main guard):
+    # that would start a server from the server, and so on.
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        return
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _context() -> multiprocessing.context.BaseContext:

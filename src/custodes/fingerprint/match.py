@@ -56,6 +56,11 @@ from custodes.fingerprint.winnow import (
     Winnowed,
 )
 
+try:  # the C accelerator of chaining (src/custodes/fingerprint/_match.c): the same regions
+    from custodes.fingerprint import _match as _c
+except ImportError:  # pragma: no cover - built wherever a C compiler is found
+    _c = None  # type: ignore[assignment]
+
 __all__ = ["Match", "MatchOptions", "Matcher"]
 
 # Plain tuples, because a scan handles millions of them:
@@ -331,20 +336,13 @@ class Matcher:
         # Rank the indexed files by the rarity of what they share.
         shared: dict[int, int] = defaultdict(int)
         weight: dict[int, float] = defaultdict(float)
-        hits: dict[int, list[_Hit]] = defaultdict(list)
-        rarity: dict[int, dict[int, float]] = defaultdict(dict)  # collection -> hash -> 1 / files
         for h in found:
             rows = postings[h]
             if len(rows) == 1:  # the usual case: a fingerprint of one indexed file, once
-                _h, coll, file, layer, position, start, end, files = rows[0]
-                hits[file].append((h, layer, position, start, end))
-                shared[file] += 1
-                weight[file] += 1.0 / files
-                rarity[coll][h] = 1.0 / files
+                row = rows[0]
+                shared[row[2]] += 1
+                weight[row[2]] += 1.0 / row[7]
                 continue
-            for _h, coll, file, layer, position, start, end, files in rows:
-                hits[file].append((h, layer, position, start, end))
-                rarity[coll][h] = 1.0 / files
             for file, files in {row[2]: row[7] for row in rows}.items():
                 shared[file] += 1
                 weight[file] += 1.0 / files
@@ -354,6 +352,18 @@ class Matcher:
         )[: opts.max_candidates]
         if not ranked:
             return []
+        # What the candidates share, and how rare it is: only for them, since most files that
+        # share a fingerprint or two are never aligned (same order as ``found``, so that the
+        # alignment sees the same lists whichever files were ranked).
+        chosen = set(ranked)
+        hits: dict[int, list[_Hit]] = defaultdict(list)
+        rarity: dict[int, dict[int, float]] = defaultdict(dict)  # collection -> hash -> 1 / files
+        for h in found:
+            for row in postings[h]:
+                if row[2] in chosen:
+                    _h, coll, file, layer, position, start, end, files = row
+                    hits[file].append((h, layer, position, start, end))
+                    rarity[coll][h] = 1.0 / files
         # The scanned fingerprints that the index holds, by hash.
         c = winnowed.columns
         mine: dict[int, list[_Print]] = defaultdict(list)
@@ -522,6 +532,16 @@ def _chain(pairs: list[_Pair], gap: int) -> list[_Region]:
     if len(pairs) < 2:
         return []
     pairs.sort()
+    if _c is not None:
+        try:
+            return [_Region(*r) for r in _c.chain(pairs, gap, _LOOKBACK)]
+        except OverflowError:  # a line or position beyond 64 bits: Python's integers take it
+            pass
+    return _py_chain(pairs, gap)
+
+
+def _py_chain(pairs: list[_Pair], gap: int) -> list[_Region]:
+    """:func:`_chain` of sorted ``pairs`` in Python: the path without the C accelerator."""
     n = len(pairs)
     # Columns, so that the inner loop indexes lists instead of unpacking tuples.
     s_pos, t_pos, s_start, s_end, t_start, t_end = (list(c) for c in zip(*pairs, strict=True))

@@ -23,10 +23,19 @@ import enum
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Final
 
 __all__ = ["LANGUAGES", "Token", "TokenKind", "abstract", "token_spans", "tokenize"]
+
+try:  # the C accelerator of the hot loop (src/custodes/fingerprint/_lex.c): the same symbols
+    from custodes.fingerprint import _lex as _c_lex
+except ImportError:  # pragma: no cover - built wherever a C compiler is found
+    _c_lex = None  # type: ignore[assignment]
+try:  # the regex parser (sre_parse's home since 3.11), to read the patterns' first characters
+    import re._constants as _sre  # type: ignore[import-not-found]
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - a Python that moved it: every position is handed over
+    _sre = _sre_parse = None
 
 
 class TokenKind(enum.IntEnum):
@@ -70,6 +79,7 @@ _NUMBER_RE = (
     r"|(?:\d[\d_]*(?:\.\d[\d_]*|\.(?![.\w]))?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?)\w*"
 )
 _IDENT_RE = r"[^\W\d]\w*"
+_RUBY_IDENT = r"(?:@@?|\$)?[^\W\d]\w*(?:[?!](?![=~]))?"
 # Longest first, so that `>>=` is one token and `a+=1` lexes like `a += 1`.
 _OPERATORS = (
     ">>>=", "<<=", ">>=", "**=", "//=", "...", "..=", "..<", "===", "!==", "<=>", "->*", "?.", "??=",
@@ -120,9 +130,49 @@ class _Lexer:
     word_group: int  # the group of words, and of the catch-all operator: the common tokens
     operator_group: int
     newline_group: int
+    # What the C accelerator needs to lex like ``fast`` (see :func:`_c_table`).
+    c_table: tuple[object, ...]
 
 
-def _lexer(
+@dataclass(frozen=True)
+class _Spec:
+    """A lexer not built yet: compiling every language's patterns costs more than a run that
+    lexes one or two languages should pay (and each worker process pays it again)."""
+
+    name: str
+    args: tuple[object, ...]
+    kwargs: dict[str, object]
+
+
+def _lexer(name: str, *args: object, **kwargs: object) -> _Spec:
+    return _Spec(name, args, kwargs)
+
+
+class _Lexers(Mapping[str, _Lexer]):
+    """Each language's lexer, built when first asked for."""
+
+    def __init__(self, specs: dict[str, _Spec]) -> None:
+        self._specs = specs
+        self._built: dict[str, _Lexer] = {}
+
+    def __getitem__(self, name: str) -> _Lexer:
+        built = self._built.get(name)
+        if built is None:
+            spec = self._specs[name]
+            built = self._built[name] = _build_lexer(spec.name, *spec.args, **spec.kwargs)  # type: ignore[arg-type]
+        return built
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+def _build_lexer(
     name: str,
     keywords: str,
     parts: Sequence[tuple[int, str]],
@@ -148,6 +198,14 @@ def _lexer(
         inner = re.compile(regex).groups
         roles.extend([role] * inner)
     pattern = re.compile("|".join(alternatives), re.MULTILINE)
+    directive = any(role == _DIRECTIVE for role, _ in parts)
+    # ``pattern`` behind blanks; a directive is matched from its line's start, the blanks
+    # before it its own.
+    fast = re.compile(
+        ("(?:[ \t\f\r]+(?!#))?(?:" if directive else "[ \t\f\r]*(?:") + pattern.pattern + ")",
+        re.MULTILINE,
+    )
+    word_symbols = {word: word for word in keywords.split()}
     return _Lexer(
         name=name,
         pattern=pattern,
@@ -158,18 +216,127 @@ def _lexer(
             _Construct(opener, re.compile(closer, re.MULTILINE), comment)
             for opener, closer, comment in constructs
         ),
-        word_symbols={word: word for word in keywords.split()},
-        # A directive is matched from its line's start: the blanks before it are its own.
-        fast=re.compile(
-            ("(?:[ \t\f\r]+(?!#))?(?:" if any(role == _DIRECTIVE for role, _ in parts) else "[ \t\f\r]*(?:")
-            + pattern.pattern
-            + ")",
-            re.MULTILINE,
-        ),
+        word_symbols=word_symbols,
+        fast=fast,
         word_group=roles.index(_WORD),
         operator_group=len(roles) - 1,
         newline_group=1,
+        c_table=_c_table(
+            fast, tuple(roles), roles.index(_WORD), len(roles) - 1, word_symbols, fold_keywords,
+            [regex for _role, regex in parts], ident, directive,
+        ),
     )
+
+
+# -- the C accelerator's tables -----------------------------------------------------------------
+#
+# The C lexer reads the common tokens itself (blanks, newlines, ASCII words and operators) and
+# hands every other position to the compiled ``fast`` pattern, exactly where ``finditer`` would
+# search next. It may only read a token itself where no other alternative of the pattern could
+# begin: the first characters of those alternatives (strings, comments, directives…) are
+# worked out from the parsed patterns below, and any construct this cannot follow counts as
+# beginning anywhere (always handed over).
+
+_ANY: Final = frozenset(range(128))
+_BLANKS: Final = frozenset(map(ord, " \t\f\r"))
+_LETTERS: Final = frozenset(map(ord, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+
+
+def _first_chars(items: list[tuple[object, object]]) -> tuple[frozenset[int], bool]:
+    """The ASCII characters a match of ``items`` can begin with, and whether it can be empty.
+
+    Conservative: what it cannot follow (a back-reference, a negated class…) counts as any
+    character."""
+    out: set[int] = set()
+    for op, av in items:
+        first, nullable = _first_of(op, av)
+        out |= first
+        if not nullable:
+            return frozenset(out), False
+    return frozenset(out), True
+
+
+def _first_of(op: object, av: object) -> tuple[frozenset[int], bool]:
+    if op is _sre.LITERAL:
+        assert isinstance(av, int)
+        return frozenset({av} & _ANY), False
+    if op is _sre.IN:
+        assert isinstance(av, list)
+        chars: set[int] = set()
+        for kind, value in av:
+            if kind is _sre.LITERAL:
+                chars.add(value)
+            elif kind is _sre.RANGE:
+                chars.update(range(value[0], min(value[1], 127) + 1))
+            else:  # a category or a negation: any character
+                return _ANY, False
+        return frozenset(chars & _ANY), False
+    if op is _sre.SUBPATTERN:
+        assert isinstance(av, tuple)
+        return _first_chars(av[3])
+    if op is _sre.ATOMIC_GROUP:
+        return _first_chars(av)  # type: ignore[arg-type]
+    if op is _sre.BRANCH:
+        assert isinstance(av, tuple)
+        firsts = [_first_chars(branch) for branch in av[1]]
+        return frozenset().union(*(f for f, _ in firsts)), any(n for _, n in firsts)
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
+        assert isinstance(av, tuple)
+        first, nullable = _first_chars(av[2])
+        return first, nullable or av[0] == 0
+    if op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT):
+        return frozenset(), True  # zero-width: what follows begins the match
+    return _ANY, False  # anything else (a back-reference, any character…)
+
+
+# A word just before one of these may prefix a string (r"…", u8'…', br#"…").
+_AFTER_WORD: Final = "\"'`#"
+
+
+def _c_table(
+    fast: re.Pattern[str],
+    roles: tuple[int, ...],
+    word_group: int,
+    operator_group: int,
+    word_symbols: dict[str, str],
+    fold: bool,
+    specials: list[str],
+    ident: str,
+    directive: bool,
+) -> tuple[object, ...]:
+    """What ``_lex.c`` needs: see ``symbols`` there."""
+    special: set[int] = set(map(ord, "\\"))  # a line continuation
+    for regex in specials:
+        if _sre_parse is None:  # pragma: no cover
+            special |= _ANY
+            continue
+        first, nullable = _first_chars(_sre_parse.parse(regex))
+        special |= _ANY if nullable else first
+    special -= _BLANKS  # only a directive begins with blanks, and its '#' is special
+    # Letters begin string prefixes (r"…", u8'…', br#"…"), always letters and digits followed
+    # by a quote or `#`: a word is handed over when one of those follows it (``after_word``),
+    # not whenever it begins with such a letter.
+    special -= _LETTERS
+    after_word = _AFTER_WORD
+    if ident == _IDENT_RE:
+        dollar_word = False
+    elif ident == r"(?:[^\W\d]|\$)[\w$]*":  # JavaScript's: `$` is a letter
+        dollar_word = True
+    elif ident == r"@?[^\W\d]\w*":  # C#'s: `@` is special (verbatim strings) anyway
+        dollar_word = False
+        special.add(ord("@"))
+    elif ident == _RUBY_IDENT:  # a name may end in `?` or `!`, and begin with `@` or `$`
+        dollar_word = False
+        special |= {ord("@"), ord("$")}
+        after_word += "?!"
+    else:  # a name this does not know how to read: every position is handed over
+        dollar_word = False
+        special = set(_ANY)
+    flags = bytes(c in special for c in range(128))
+    return (
+        fast.search, roles, word_group, operator_group, 1, word_symbols, fold, flags,
+        after_word.encode(), dollar_word, _OPERATORS, directive,
+    )  # fmt: skip
 
 
 _C_COMMENTS = [(_DROP_LINES, _BLOCK_COMMENT), (_DROP, r"//[^\n]*")]
@@ -293,7 +460,7 @@ _C_STRINGS = [
     (_DIRECTIVE, r"^[ \t]*#[ \t]*[A-Za-z_]+"),
 ]
 
-_LEXERS: Final[Mapping[str, _Lexer]] = MappingProxyType(
+_LEXERS: Final[Mapping[str, _Lexer]] = _Lexers(
     {
         lexer.name: lexer
         for lexer in (
@@ -392,7 +559,7 @@ _LEXERS: Final[Mapping[str, _Lexer]] = MappingProxyType(
                     (_STRING, _DQ),
                     (_STRING, _SQ),
                 ],
-                ident=r"(?:@@?|\$)?[^\W\d]\w*(?:[?!](?![=~]))?",
+                ident=_RUBY_IDENT,
                 constructs=[("=begin", r"^=end\b[^\n]*", True)],
             ),
             _lexer(
@@ -465,14 +632,13 @@ _LEXERS: Final[Mapping[str, _Lexer]] = MappingProxyType(
         )
     }
 )
-_GENERIC: Final = _LEXERS[""]
 
 LANGUAGES: Final[frozenset[str]] = frozenset(name for name in _LEXERS if name)
 """Languages with a dedicated lexer; any other language (or None) gets the generic one."""
 
 
 def _lexer_for(language: str | None) -> _Lexer:
-    return _LEXERS.get(language or "", _GENERIC) if language else _GENERIC
+    return _LEXERS[language if language is not None and language in _LEXERS else ""]
 
 
 # -- where lexing starts ------------------------------------------------------------------------
@@ -737,6 +903,9 @@ def _symbols(language: str | None, text: str) -> tuple[list[str], list[int], dic
         if head_is_string and line > 1:
             last_lines[0] = line
         position = start
+    if _c_lex is not None:
+        _c_lex.symbols(lexer.c_table, text, position, line, symbols, lines, last_lines)
+        return symbols, lines, last_lines
     roles, fold = lexer.roles, lexer.fold_keywords
     word_symbol = lexer.word_symbols.get
     add_symbol, add_line = symbols.append, lines.append

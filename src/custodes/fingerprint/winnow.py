@@ -36,10 +36,13 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Final
 
-from crc32c import crc32c
-
 from custodes.fingerprint.boilerplate import boilerplate_lines
 from custodes.fingerprint.tokenize import _symbols
+
+try:  # the C accelerator (src/custodes/fingerprint/_winnow.c): the same results, faster
+    from custodes.fingerprint import _winnow as _c
+except ImportError:  # pragma: no cover - built wherever a C compiler is found
+    _c = None  # type: ignore[assignment]
 
 __all__ = [
     "FINGERPRINT_VERSION",
@@ -210,6 +213,15 @@ _BASE: Final = symbol_value("custodes polynomial base") | 1
 
 def kgram_hashes(values: Sequence[int], k: int) -> list[int]:
     """The polynomial hash modulo 2**61 - 1 of every run of ``k`` consecutive values."""
+    if _c is not None:
+        try:
+            return _c.kgram_hashes(values, k, _BASE)
+        except OverflowError:  # a value beyond 64 bits: Python's integers take it
+            pass
+    return _kgram_hashes(values, k)
+
+
+def _kgram_hashes(values: Sequence[int], k: int) -> list[int]:
     count = len(values)
     if k < 1 or count < k:
         return []
@@ -232,6 +244,15 @@ def winnow(hashes: Sequence[int], window: int) -> list[int]:
     A position is listed once even when it is the minimum of several windows. A sequence
     shorter than a window is one window (so a short text still gets one fingerprint).
     """
+    if _c is not None:
+        try:
+            return _c.winnow(hashes, window)
+        except OverflowError:
+            pass
+    return _winnow(hashes, window)
+
+
+def _winnow(hashes: Sequence[int], window: int) -> list[int]:
     count = len(hashes)
     if count == 0 or window < 1:
         return []
@@ -370,6 +391,48 @@ def _core(splits: list[int], first: int, last: int) -> tuple[int, int]:
     return bounds[widest], bounds[widest + 1] - 1
 
 
+def _raw_items(normalised: str, masked: frozenset[int]) -> tuple[list[int], list[int]]:
+    """The value and the number of each non-empty line of the normalised text that is not
+    ``masked``: the items of the RAW layer."""
+    if _c is not None:
+        return _c.raw_values(normalised.encode("utf-8", "surrogatepass"), masked)
+    return _py_raw_items(normalised, masked)
+
+
+def _py_raw_items(normalised: str, masked: frozenset[int]) -> tuple[list[int], list[int]]:
+    values: list[int] = []
+    lines: list[int] = []
+    for number, line in enumerate(normalised.split("\n"), 1):
+        if line and number not in masked:
+            values.append(_raw_value(line))
+            lines.append(number)
+    return values, lines
+
+
+def _layer(
+    values: list[int], lines: list[int], ends: dict[int, int], k: int, window: int, tag: int
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """One layer's fingerprints: the selected k-gram hashes (``| tag``), their positions, and
+    the first and last line each covers. ``lines`` holds each item's line, in order; ``ends``
+    the last line of items that span lines."""
+    if _c is not None:
+        try:
+            return _c.layer(values, lines, ends, k, window, _BASE, _SPLIT, tag)
+        except OverflowError:  # beyond 64 bits (never from a text): Python's integers take it
+            pass
+    return _py_layer(values, lines, ends, k, window, tag)
+
+
+def _py_layer(
+    values: list[int], lines: list[int], ends: dict[int, int], k: int, window: int, tag: int
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """:func:`_layer` in Python: the path without the C accelerator, and its reference."""
+    hashes = _kgram_hashes(values, k)
+    positions = _winnow(hashes, window)
+    firsts, lasts = _spans(positions, k, lines, ends)
+    return [hashes[p] | tag for p in positions], positions, firsts, lasts
+
+
 def winnowed(text: str, language: str | None) -> Winnowed:
     """:func:`fingerprint` as packed columns, the form indexing and matching use."""
     masked = boilerplate_lines(text, language)
@@ -377,22 +440,14 @@ def winnowed(text: str, language: str | None) -> Winnowed:
     if masked:
         symbols, lines, last_lines = _unmasked(masked, symbols, lines, last_lines)
     values = list(map(_VALUES.__getitem__, symbols))
-    hashes = kgram_hashes(values, K_TOKENS)
-    positions = winnow(hashes, W_TOKENS)
-    out_hashes = [hashes[p] for p in positions]
-    starts, ends = _spans(positions, K_TOKENS, lines, last_lines)
+    out_hashes, positions, starts, ends = _layer(values, lines, last_lines, K_TOKENS, W_TOKENS, 0)
     token_count = len(out_hashes)
 
-    raw_values: list[int] = []
-    raw_lines: list[int] = []
-    for number, normalised in enumerate(_raw_text(text).split("\n"), 1):
-        if normalised and number not in masked:
-            raw_values.append(_raw_value(normalised))
-            raw_lines.append(number)
-    hashes = kgram_hashes(raw_values, K_RAW)
-    raw_positions = winnow(hashes, W_RAW)
-    out_hashes += [hashes[p] | _RAW_TAG for p in raw_positions]
-    raw_starts, raw_ends = _spans(raw_positions, K_RAW, raw_lines, {})
+    raw_values, raw_lines = _raw_items(_raw_text(text), masked)
+    raw_hashes, raw_positions, raw_starts, raw_ends = _layer(
+        raw_values, raw_lines, {}, K_RAW, W_RAW, _RAW_TAG
+    )
+    out_hashes += raw_hashes
     starts += raw_starts
     ends += raw_ends
     layers = array("B", bytes([LAYER_CODES[Layer.TOKENS]]) * token_count)
@@ -454,6 +509,8 @@ def wfp(text: str, path: str) -> str:
     knowledge base reads it unchanged. The clients' own choices of which files to skip (small,
     binary, JSON…) are left to the caller.
     """
+    from crc32c import crc32c  # only here: an import a scan without ``.wfp`` export skips
+
     data = _encode(text)
     md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
     # As SCANOSS writes a path: printable, one line, without the quotes repr() adds.

@@ -145,11 +145,15 @@ def _merge(spans: Sequence[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
 
 
 class _Lines:
-    """Line numbers of offsets and offsets of lines in one text, counted once."""
+    """Line numbers of offsets and offsets of lines in one text, counted once, and only when
+    asked: most texts have no finding to place."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.newlines = [m.start() for m in re.finditer("\n", text)]
+
+    @functools.cached_property
+    def newlines(self) -> list[int]:
+        return [m.start() for m in re.finditer("\n", self.text)]
 
     def line_of(self, offset: int) -> int:
         return bisect.bisect_left(self.newlines, offset) + 1
@@ -234,6 +238,11 @@ class RuleSet:
         }
         # CEL conditions are pure functions of the variables: a caller's requests ask the same.
         self._applicable: dict[tuple[object, ...], tuple[Rule, ...]] = {}
+
+    @property
+    def reads_index(self) -> bool:
+        """Whether a rule reads the provenance index (a query that may wait for its lock)."""
+        return self._provenance is not None
 
     # -- evaluation --
     def evaluate(
@@ -476,7 +485,7 @@ def _hold_of(rules: Sequence[Rule]) -> int:
 def _regex_width(pattern: re.Pattern[str]) -> int:
     # Parsed once per pattern: a stream asks again on every piece it is fed.
     try:
-        from re import _parser  # type: ignore[attr-defined]
+        from re import _parser  # type: ignore[attr-defined, unused-ignore]
 
         width = int(_parser.parse(pattern.pattern, pattern.flags).getwidth()[1])
     except Exception:  # an internal API: a changed one only costs a longer hold
@@ -599,45 +608,104 @@ _PHONE_REGIONS: Final = tuple(r.upper() for r in _pii.DEFAULT_REGIONS)
 
 @dataclass(frozen=True)
 class _Shape:
-    """What the gates read of a text: its longest run of digits, its digits, six capitals."""
+    """What the gates read of a text: its digit runs, where they sit, and six capitals.
+
+    ``longest`` and ``digits``: the longest run and all digits. The other flags each say that
+    the runs are laid out as one finder's expression needs (see ``_PII_GATE_SPECS``): a run
+    of a given length, a run right after letters, runs one separator apart.
+    """
 
     longest: int
     digits: int
     capitals: bool
+    card: bool = True
+    iban: bool = True
+    ssn: bool = True
+    nino: bool = True
+    steuer: bool = True
+    nir: bool = True
+    phone: bool = True
 
     @classmethod
     def of(cls, text: str) -> _Shape:
-        runs = _DIGIT_RUN.findall(text)
+        runs = [m.span() for m in _DIGIT_RUN.finditer(text)]
+        flags = dict.fromkeys(("card", "iban", "ssn", "nino", "steuer", "nir", "phone"), False)
+        cluster = 0  # digits of the runs joined by phone separators so far
+        for number, (start, end) in enumerate(runs):
+            size = end - start
+            # The next run, when exactly one character (``sep``) parts it from this one.
+            after = runs[number + 1] if number + 1 < len(runs) else (-1, -1)
+            sep = text[end] if after[0] == end + 1 else ""
+            follow = after[1] - after[0] if sep else 0
+            before = text[start - 1] if start else ""
+            before2 = text[start - 2] if start > 1 else ""
+            if 13 <= size <= 19 or (size == 4 and sep in _DASH_OR_SPACE and follow in (4, 6)):
+                flags["card"] = True
+            if size >= 2 and before in _ASCII_LETTERS and before2 in _ASCII_LETTERS:
+                flags["iban"] = True
+            if size == 9 or (size == 3 and sep in _DASH_OR_SPACE and follow == 2):
+                flags["ssn"] = True
+            if (size == 6 or (size == 2 and sep == " ")) and (
+                before in _CAPITAL_LETTERS or (before == " " and before2 in _CAPITAL_LETTERS)
+            ):
+                flags["nino"] = True
+            if size == 11 or (size == 2 and sep == " " and follow == 3):
+                flags["steuer"] = True
+            if (
+                size == 15
+                or (size == 1 and sep == " " and follow == 2)
+                or (size == 6 and end < len(text) and text[end] in "AB")
+            ):
+                flags["nir"] = True
+            if number and _joins_phone(text[runs[number - 1][1] : start]):
+                cluster += size
+            else:
+                cluster = size
+            if cluster >= 7:
+                flags["phone"] = True
         return cls(
-            longest=max(map(len, runs), default=0),
-            digits=sum(map(len, runs)),
+            longest=max((end - start for start, end in runs), default=0),
+            digits=sum(end - start for start, end in runs),
             capitals=_CAPITALS.search(text) is not None,
+            **flags,
         )
+
+
+def _joins_phone(gap: str) -> bool:
+    # Inside a phone match only separators part two digits, 22 characters at most in all.
+    return len(gap) <= 22 and not gap.strip(_PHONE_SEPARATORS)
 
 
 _DIGIT_RUN: Final = re.compile(r"\d+")  # the finders' \d: any Unicode decimal digit
 _CAPITALS: Final = re.compile(r"[A-Z]{6}")
+_DASH_OR_SPACE: Final = (" ", "-")
+_ASCII_LETTERS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_CAPITAL_LETTERS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_PHONE_SEPARATORS: Final = " -.()\u00a0"
 
-# finder: (its regular expression, source digest, what any match of that expression needs)
+# finder: (its regular expression, source digest, what any match of that expression needs).
+# The lookbehinds and lookaheads that forbid a digit (\w) beside a group make each group of
+# digits a whole run, so a match needs runs of those lengths, parted by its separators.
 _PII_GATE_SPECS: Final[dict[str, tuple[str, str, Callable[[_Shape], bool]]]] = {
-    # \d{13,19} | \d{4}[ -]\d{4}… | \d{4}[ -]\d{6}…
-    "_cards": ("_CARD", "e1b7e9c5f2ee9f6d", lambda s: s.longest >= 4),
-    # [A-Za-z]{2}\d{2}…
-    "_ibans": ("_IBAN", "45fed77cd0959c1c", lambda s: s.longest >= 2),
-    # \d{3}[ -]?\d{2}[ -]?\d{4}
-    "_ssns": ("_SSN", "98685767b15d6896", lambda s: s.longest >= 4),
-    # [A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]
-    "_ninos": ("_NINO", "7d3353c3edc0186b", lambda s: s.longest >= 2),
+    # \d{13,19} | \d{4}([ -])\d{4}\1… | \d{4}([ -])\d{6}…
+    "_cards": ("_CARD", "e1b7e9c5f2ee9f6d", lambda s: s.card),
+    # [A-Za-z]{2}\d{2}…: a run right after two ASCII letters
+    "_ibans": ("_IBAN", "45fed77cd0959c1c", lambda s: s.iban),
+    # \d{3}([ -]?)\d{2}\1\d{4}: nine digits, or three then two
+    "_ssns": ("_SSN", "98685767b15d6896", lambda s: s.ssn),
+    # [A-Z]{2}( ?)\d{2}\1\d{2}\1\d{2}\1[A-D]: six digits, or two then a space, after capitals
+    "_ninos": ("_NINO", "7d3353c3edc0186b", lambda s: s.nino),
     # \d{8} | [XYZ]-?\d{7}
     "_spanish_ids": ("_SPANISH_ID", "b49d8aee8668e66d", lambda s: s.longest >= 7),
-    # \d{2} ?\d{3} ?\d{3} ?\d{3}
-    "_steuer_ids": ("_STEUER_ID", "696ce01b6e8b7c2a", lambda s: s.longest >= 3),
+    # \d{2}( ?)\d{3}\1\d{3}\1\d{3}: eleven digits, or two, a space, three
+    "_steuer_ids": ("_STEUER_ID", "696ce01b6e8b7c2a", lambda s: s.steuer),
     # [A-Z]{6}…
     "_codici_fiscali": ("_CODICE_FISCALE", "852b5e0178c0bf73", lambda s: s.capitals),
-    # [12378] ?\d{2} ?\d{2} ?(\d{2}|2[AB]) ?\d{3}…
-    "_nirs": ("_NIR", "ffc5382f161bcfdd", lambda s: s.longest >= 3),
-    # a candidate is dropped unless it holds 7 to 17 digits
-    "_phones": ("_PHONE", "47088e06b09b1703", lambda s: s.digits >= 7),
+    # [12378]( ?)\d{2}\1\d{2}\1(\d{2}|2[AB])\1\d{3}…: fifteen digits, six then A or B, or one,
+    # a space, two
+    "_nirs": ("_NIR", "ffc5382f161bcfdd", lambda s: s.nir),
+    # a candidate is dropped unless it holds 7 to 17 digits, parted only by separators
+    "_phones": ("_PHONE", "47088e06b09b1703", lambda s: s.phone),
 }
 
 
@@ -676,7 +744,7 @@ class _Prefilter:
     @classmethod
     def of(cls, pattern: re.Pattern[str]) -> _Prefilter | None:
         try:
-            from re import _parser  # type: ignore[attr-defined]
+            from re import _parser  # type: ignore[attr-defined, unused-ignore]
 
             parsed = _parser.parse(pattern.pattern, pattern.flags)
             folded = bool(pattern.flags & re.IGNORECASE) or _scoped_flags(parsed.data)
@@ -714,7 +782,7 @@ def _needs(items: Sequence[tuple[Any, Any]]) -> frozenset[str] | None:
     one whose shortest string is longest is kept. Anything else (classes, anchors, lookaround)
     needs nothing known and ends a run of literals.
     """
-    from re import _constants as op  # type: ignore[attr-defined]
+    from re import _constants as op  # type: ignore[attr-defined, unused-ignore]
 
     best: frozenset[str] | None = None
 
@@ -753,7 +821,7 @@ def _needs(items: Sequence[tuple[Any, Any]]) -> frozenset[str] | None:
 
 def _scoped_flags(items: Sequence[tuple[Any, Any]]) -> bool:
     """Whether a group anywhere in ``items`` sets or clears flags (``(?i:…)``)."""
-    from re import _constants as op  # type: ignore[attr-defined]
+    from re import _constants as op  # type: ignore[attr-defined, unused-ignore]
 
     for code, value in items:
         if code is op.SUBPATTERN and (value[1] or value[2]):

@@ -9,7 +9,9 @@
     review      a held output's submission to the review queue, and a reviewer's decision
 
 Each step appends one ledger entry under the request's trace id (:meth:`Guard.validate_call`
-records a call and the validation of its outputs in one commit, still one entry per step)::
+records a call and the validation of its outputs in one commit, still one entry per step; an
+admission checked with ``defer=True`` or :meth:`Guard.aadmit` is staged and joins the commit of
+its trace's next step)::
 
     {"door": "guard", "kind": "step", "step": "admission", "trace_id": "…",
      "caller": {"id": …, "role": …, "purpose": …, "tenant": …}, "model": "…",
@@ -104,6 +106,8 @@ _STATUS = {Action.ALLOW: 200, Action.REDACT: 200, Action.REVIEW: 202, Action.BLO
 _TOKEN_MEMORY = 4096  # accepted tokens remembered per trace, so a request's steps share one
 _HELD_MEMORY = 4096  # texts held for review in this process, to release once approved
 _STAGE_OF_STEP = {"admission": "prompt", "validation": "completion"}
+_STAGED_MEMORY = 65536  # traces whose admission waits for its call; beyond, the oldest commits
+_INLINE_CHARS = 8192  # a prompt this short is checked on the event loop (see Guard.aadmit)
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,11 @@ class Guard:
         # Each token presented for a trace is verified and recorded once (None: rejected).
         self._tokens: OrderedDict[tuple[str, str], TokenClaims | None] = OrderedDict()
         self._held: OrderedDict[str, _Held] = OrderedDict()
+        # Admission entries staged to be recorded with their trace's next step (defer=True).
+        self._staged: OrderedDict[str, list[_Step]] = OrderedDict()
+        # Whether the last commit worked: after a failure nothing is staged until one does, so
+        # no prompt reaches the model before its admission is known to be recorded.
+        self._recording = True
         self._closers: list[Callable[[], None]] = []
         self.ledger: Ledger | None = None
         self.ledger_error: str | None = None
@@ -440,7 +449,9 @@ class Guard:
         return {"name": self.policy.name, "sha256": self.policy.sha256}
 
     def close(self) -> None:
-        """Close what the guard opened (the ledger, queue and caches it opened itself)."""
+        """Close what the guard opened (the ledger, queue and caches it opened itself); staged
+        admission entries are recorded first."""
+        self.flush()
         with self._lock:
             executor, self._executor = self._executor, None
             closers, self._closers = self._closers, []
@@ -467,9 +478,21 @@ class Guard:
         model: str | None = None,
         token: str | None = None,
         trace_id: str | None = None,
+        defer: bool = False,
     ) -> Verdict:
-        """Admission: the policy's prompt rules over ``prompt`` (text or chat messages)."""
-        return self._check("admission", prompt, caller, model, token, trace_id)
+        """Admission: the policy's prompt rules over ``prompt`` (text or chat messages).
+
+        With ``defer``, an admitted prompt's entry is *staged*: recorded in the same commit as
+        the trace's next step (:meth:`record_call`, :meth:`validate_call`, :meth:`record`,
+        :meth:`flush`), and the verdict's ``ledger_index`` is None. That saves a durable commit
+        per request, at a price: a crash between the model call and that commit loses the
+        admission record of a request that was never answered. A refusal, a review or a
+        guard without a ledger records at once, as without ``defer``.
+        """
+        decided = self._decide("admission", prompt, caller, model, token, trace_id)
+        if defer and self._stage(decided):
+            return self._conclude(decided, None)
+        return self._record_steps([decided]).verdicts[0]
 
     def check_completion(
         self,
@@ -491,6 +514,7 @@ class Guard:
         model: str | None = None,
         token: str | None = None,
         trace_id: str | None = None,
+        defer: bool = False,
     ) -> Verdict:
         """:meth:`check_prompt` on the guard's thread pool, not blocking the event loop."""
         return await self.run_async(
@@ -501,7 +525,37 @@ class Guard:
                 model=model,
                 token=token,
                 trace_id=trace_id,
+                defer=defer,
             )
+        )
+
+    async def aadmit(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]],
+        *,
+        caller: Caller | None = None,
+        model: str | None = None,
+        token: str | None = None,
+        trace_id: str | None = None,
+    ) -> Verdict:
+        """:meth:`check_prompt` with ``defer=True``, for an event loop.
+
+        A short prompt presented without a token is checked on the loop itself: its checks
+        cost less than the hop to a thread and back, and an admitted prompt's staged entry
+        needs no I/O. What blocks goes to the guard's pool: a long prompt, a token to verify,
+        a provenance index to query, a refusal to record, a review to submit.
+        """
+        rules = self._rules
+        if token is None and (rules is None or not rules.reads_index) and _short(prompt):
+            decided = self._assess(
+                "admission", prompt, caller, model, None, trace_id, submit=False
+            )
+            if decided is not None:
+                if self._stage(decided):
+                    return self._conclude(decided, None)
+                return await self.run_async(lambda: self._record_steps([decided]).verdicts[0])
+        return await self.acheck_prompt(
+            prompt, caller=caller, model=model, token=token, trace_id=trace_id, defer=True
         )
 
     async def acheck_completion(
@@ -554,16 +608,62 @@ class Guard:
         (HTTP 503): the output must not be returned.
         """
         entry = _call_entry(trace_id, model, upstream, status, duration_ms, error)
-        try:
-            index = self._record(entry, {"output": output} if output is not None else None)
-        except _Unrecorded as exc:
-            _emit("ledger-unavailable", trace_id=trace_id, step="call", error=str(exc))
+        recorded = self._record_steps(
+            [], (entry, {"output": output} if output is not None else None)
+        )
+        if recorded.error is not None:
+            _emit("ledger-unavailable", trace_id=trace_id, step="call", error=recorded.error)
             if self.fail_closed:
-                raise GuardViolation(
-                    self._unavailable("validation", trace_id, str(exc))
-                ) from None
+                raise GuardViolation(self._unavailable("validation", trace_id, recorded.error))
             return -1
-        return -1 if index is None else index
+        return -1 if recorded.first is None else recorded.first
+
+    def record(self, entry: Mapping[str, Any]) -> int | None:
+        """Append ``entry`` (a step of ``entry["trace_id"]``, after that trace's staged
+        admission, in one commit); its index, None without a ledger.
+
+        Raises :class:`GuardViolation` (HTTP 503) when the ledger cannot record.
+        """
+        trace_id = str(entry.get("trace_id") or "")
+        recorded = self._record_steps([], (entry, None))
+        if recorded.error is not None:
+            _emit("ledger-unavailable", trace_id=trace_id, step="request", error=recorded.error)
+            raise GuardViolation(self._unavailable("request", trace_id, recorded.error))
+        return recorded.first
+
+    def flush(self, trace_id: str | None = None) -> None:
+        """Record the staged admission entries of ``trace_id`` (of every trace when None) now."""
+        with self._lock:
+            if trace_id is None:
+                traces = list(self._staged)
+            else:
+                traces = [trace_id] if trace_id in self._staged else []
+        for trace in traces:
+            self._record_steps([], None, trace)
+
+    def _stage(self, decided: _Step) -> bool:
+        """Stage an admitted step to be recorded with its trace's next step; False when it
+        must be recorded now (a refusal, a review, no ledger to stage for)."""
+        if (
+            self.ledger is None
+            or not self._recording
+            or decided.item is not None
+            or decided.action not in (Action.ALLOW, Action.REDACT)
+        ):
+            return False
+        with self._lock:
+            self._staged.setdefault(decided.trace_id, []).append(decided)
+            self._staged.move_to_end(decided.trace_id)
+            oldest = next(iter(self._staged)) if len(self._staged) > _STAGED_MEMORY else None
+        if oldest is not None:  # a trace whose next step never came: record it alone
+            self._record_steps([], None, oldest)
+        return True
+
+    def _take_staged(self, traces: set[str]) -> list[_Step]:
+        if not self._staged:  # read without the lock: a trace stages before its next step
+            return []
+        with self._lock:
+            return [step for trace in traces for step in self._staged.pop(trace, ())]
 
     def validate_call(
         self,
@@ -684,6 +784,23 @@ class Guard:
         trace_id: str | None,
     ) -> _Step:
         """Check ``given`` for ``step``: the decision and its entry, not yet recorded."""
+        decided = self._assess(step, given, caller, model, token, trace_id, submit=True)
+        assert decided is not None  # only a review left unsubmitted is None
+        return decided
+
+    def _assess(
+        self,
+        step: str,
+        given: object,
+        caller: Caller | None,
+        model: str | None,
+        token: str | None,
+        trace_id: str | None,
+        *,
+        submit: bool,
+    ) -> _Step | None:
+        """:meth:`_decide`; without ``submit``, None for an output the rules hold for review
+        (submitting it to the queue is I/O)."""
         started = time.perf_counter()
         caller = caller or Caller()
         bad_trace = trace_id is not None and (
@@ -717,6 +834,8 @@ class Guard:
         )
         notes.extend(self._rules.notes[stage])
         outcome = decide(hits, [p.text for p in request.parts])
+        if not submit and outcome.action is Action.REVIEW:
+            return None
         outcome.notes.extend(notes)
         return self._prepare(step, trace_id, caller, model, request, outcome, started)
 
@@ -805,18 +924,38 @@ class Guard:
     def _record_steps(
         self,
         steps: Sequence[_Step],
-        first: tuple[dict[str, Any], Mapping[str, str | bytes] | None] | None = None,
+        first: tuple[Mapping[str, Any], Mapping[str, str | bytes] | None] | None = None,
+        trace_id: str | None = None,
     ) -> _Recorded:
         """Record ``steps`` in one commit, after ``first`` (an entry and its payloads); answer.
 
-        A ledger that cannot record fails each step closed (or, with ``fail_closed=False``,
-        lets it pass with a note), having said so on stderr.
+        The staged admission entries of the traces involved (``trace_id``, ``first``'s and the
+        steps') go first in the same commit. A ledger that cannot record fails each step
+        closed (or, with ``fail_closed=False``, lets it pass with a note), having said so on
+        stderr; a staged entry it could not record is said so there too.
         """
-        records = [] if first is None else [first]
+        traces = {prepared.trace_id for prepared in steps}
+        if first is not None and isinstance(first[0].get("trace_id"), str):
+            traces.add(first[0]["trace_id"])
+        if trace_id is not None:
+            traces.add(trace_id)
+        staged = self._take_staged(traces)
+        records: list[tuple[Mapping[str, Any], Mapping[str, str | bytes] | None]] = [
+            (prepared.entry, prepared.payloads) for prepared in staged
+        ]
+        if first is not None:
+            records.append(first)
         records.extend((prepared.entry, prepared.payloads) for prepared in steps)
         try:
-            indices = self._record_many(records)
+            indices = self._record_many(records) if records else []
         except _Unrecorded as exc:
+            for prepared in staged:
+                _emit(
+                    "ledger-unavailable",
+                    trace_id=prepared.trace_id,
+                    step=prepared.step,
+                    error=str(exc),
+                )
             verdicts: list[Verdict] = []
             for prepared in steps:
                 _emit(
@@ -833,7 +972,7 @@ class Guard:
             return _Recorded(verdicts, None, str(exc))
         own = indices[len(records) - len(steps) :]
         verdicts = [self._conclude(step, index) for step, index in zip(steps, own, strict=True)]
-        return _Recorded(verdicts, indices[0] if first is not None else None, None)
+        return _Recorded(verdicts, indices[len(staged)] if first is not None else None, None)
 
     def _conclude(self, prepared: _Step, index: int | None) -> Verdict:
         """The verdict of a recorded step; a held output waits for its reviewer if asked."""
@@ -999,9 +1138,12 @@ class Guard:
                 [entry for entry, _ in records], payloads=[payloads for _, payloads in records]
             )
         except Error as exc:
+            self._recording = False
             raise _Unrecorded(exc.diagnostics()) from exc
         except Exception as exc:  # a driver error the store did not map: still not recorded
+            self._recording = False
             raise _Unrecorded(f"{type(exc).__name__}: {exc}") from exc
+        self._recording = True
         return [receipt.index for receipt in receipts]
 
     def _token(
@@ -1094,6 +1236,21 @@ def decide(hits: Sequence[Hit], texts: Sequence[str]) -> _Outcome:
             if spans:
                 out[number] = redact_spans(text, spans)
     return _Outcome(action, list(hits), rules, out)
+
+
+def _short(prompt: object) -> bool:
+    """Whether a prompt's texts are short enough to check on an event loop."""
+    if isinstance(prompt, str):
+        return len(prompt) <= _INLINE_CHARS
+    if not isinstance(prompt, list | tuple):
+        return False
+    total = 0
+    for message in prompt:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if content is not None and not isinstance(content, str):
+            return False  # content parts: let the pool's check sort them out
+        total += len(content or "")
+    return total <= _INLINE_CHARS
 
 
 def _call_entry(

@@ -21,8 +21,14 @@ Streams are checked as they flow: the guard holds back a tail long enough for an
 across chunk borders, and a violation ends the stream with an error event (OpenAI clients raise
 it) instead of ``[DONE]``.
 
-Configuration is computed once (:func:`create_app`); per request there is no policy loading,
-only the checks, the upstream call and ledger appends run on a thread pool (they group-commit).
+Configuration is computed once (:func:`create_app`); per request there is no policy loading.
+A request that reaches the model makes one durable ledger commit: the admission entry of an
+admitted prompt is staged (:meth:`Guard.aadmit`) and committed with the call and validation
+entries, or with the upstream's failure, before any answer is sent; a refusal is committed
+before it is answered, and a stream's admission before its headers (they name it). A short
+prompt is checked on the event loop; commits, and checks that are long or need I/O, run on the
+guard's thread pool, where concurrent requests share group commits. The trade: a crash between
+the model call and the commit loses the admission record of a request never answered.
 """
 
 from __future__ import annotations
@@ -517,9 +523,9 @@ class GuardProxy:
         return index if index >= 0 else None
 
     async def _record_refused(self, ex: _Exchange, exc: _HttpError) -> int | None:
-        """Record a request the proxy refused before any check or call (bad input)."""
-        ledger = self.guard.ledger
-        if ledger is None:
+        """Record a request the proxy refused before any call (bad input, a bug), after the
+        trace's staged admission if there is one."""
+        if self.guard.ledger is None:
             return None
         entry = {
             "door": "guard",
@@ -532,11 +538,10 @@ class GuardProxy:
             "error": {"code": exc.code, "message": exc.message},
         }
         try:
-            receipt = await self._offload(ledger.append, entry)
+            return await self._offload(self.guard.record, entry)
         except Error as err:
             log.error("cannot record trace %s in the ledger: %s", ex.trace_id, err.diagnostics())
             return None
-        return receipt.index
 
     async def _answer_error(self, ex: _Exchange, send: Send, exc: _HttpError) -> None:
         # An upstream's own error code is its to choose: label it by status only.
@@ -649,12 +654,20 @@ class GuardProxy:
             raise _validation_error(exc) from exc
         ex.model = request.model
         caller, token = self._caller(ex)
-        admission = self._observe(
-            await self.guard.acheck_prompt(
+        if request.stream:
+            # A stream's headers name the admission entry: recorded before they go out.
+            checking = self.guard.acheck_prompt(
                 body["messages"], caller=caller, model=request.model, token=token,
                 trace_id=ex.trace_id,
-            )
-        )  # fmt: skip
+            )  # fmt: skip
+        else:
+            # Staged: recorded in one commit with the call and the validation, or with the
+            # upstream's failure, before any answer; a refusal is recorded at once.
+            checking = self.guard.aadmit(
+                body["messages"], caller=caller, model=request.model, token=token,
+                trace_id=ex.trace_id,
+            )  # fmt: skip
+        admission = self._observe(await checking)
         if not admission.allowed:
             await self._refuse(ex, send, admission)
             return

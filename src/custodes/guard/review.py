@@ -41,11 +41,11 @@ __all__ = [
     "ItemExpired",
     "ReviewItem",
     "ReviewItemNotFound",
+    "ReviewOutcome",
     "ReviewPage",
     "ReviewQueue",
     "ReviewState",
     "ReviewTimeout",
-    "Verdict",
     "redact_reason",
 ]
 
@@ -77,12 +77,18 @@ class ReviewState(StrEnum):
     EXPIRED = "expired"
 
 
-class Verdict(StrEnum):
+class ReviewOutcome(StrEnum):
+    """A reviewer's decision on a held item (the guard's own answer is
+    :class:`custodes.guard.pipeline.Verdict`)."""
+
     APPROVE = "approve"
     REJECT = "reject"
 
 
-_STATE_OF = {Verdict.APPROVE: ReviewState.APPROVED, Verdict.REJECT: ReviewState.REJECTED}
+_STATE_OF = {
+    ReviewOutcome.APPROVE: ReviewState.APPROVED,
+    ReviewOutcome.REJECT: ReviewState.REJECTED,
+}
 
 
 class ReviewItemNotFound(UsageError):
@@ -375,12 +381,12 @@ class ReviewQueue:
         )
 
     def decide(
-        self, item_id: str, verdict: Verdict | str, *, reviewer: str, reason: str
+        self, item_id: str, verdict: ReviewOutcome | str, *, reviewer: str, reason: str
     ) -> ReviewItem:
         """Approve or reject a pending item; exactly one of several racing deciders wins."""
         key = _item_id(item_id)
         try:
-            choice = Verdict(verdict)
+            choice = ReviewOutcome(verdict)
         except ValueError as exc:
             raise UsageError(
                 f"{str(verdict)[:40]!r} is not a verdict", hint="decide 'approve' or 'reject'"

@@ -14,15 +14,18 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-from pathspec import GitIgnoreSpec
+from typing import TYPE_CHECKING, BinaryIO
 
 from custodes.errors import UsageError
-from custodes.sources.archive import read_blob
 from custodes.sources.content import BINARY_SNIFF_BYTES, is_archive_name, looks_binary
 from custodes.sources.limits import DEFAULT_LIMITS, Limits
 from custodes.subject import Skipped, SkipReason, Subject, SubjectKind
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
+
+# pathspec (for a .gitignore) and the archive readers are imported where used: processes that
+# import this package only for its language table (fingerprinting workers) skip them.
 
 __all__ = ["walk"]
 
@@ -216,6 +219,8 @@ def _load_gitignore(folder: str, rel: str, limits: Limits) -> _Ignore | None:
             lines = handle.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
         return None  # the walk reports the file itself as unreadable
+    from pathspec import GitIgnoreSpec
+
     try:
         spec = GitIgnoreSpec.from_lines(lines)
     except ValueError:
@@ -225,6 +230,8 @@ def _load_gitignore(folder: str, rel: str, limits: Limits) -> _Ignore | None:
 
 
 def _valid_pattern(line: str) -> bool:
+    from pathspec import GitIgnoreSpec
+
     try:
         GitIgnoreSpec.from_lines([line])
     except ValueError:
@@ -274,6 +281,8 @@ def _read_file(path: str, rel: str, limits: Limits) -> Iterator[Subject | Skippe
     if len(data) > cap:
         yield Skipped(rel, SkipReason.TOO_LARGE, f"more than {cap} bytes")
         return
+    from custodes.sources.archive import read_blob
+
     yield from read_blob(data, rel, kind=SubjectKind.FILE, limits=limits)
 
 
