@@ -8,6 +8,7 @@ extension is required here (CI has a C compiler): a missing build fails, it does
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -339,6 +340,19 @@ def test_c_ends32_refuses_ranges_outside_the_ends() -> None:
         native.ends32(b"\x00" * 16, 1, 2, 0)
     with pytest.raises(ValueError, match="outside"):
         native.ends32(b"\x00" * 15, 0, 1, 0)
+
+
+def test_c_receipts_leave_the_cycle_collector_alone() -> None:
+    # A batch's receipts are tens of thousands of objects that cannot form cycles: tracked,
+    # they made the collector walk the caller's whole heap again and again.
+    made = native.receipts(Receipt, 7, b"\x01" * 64, 9, b"root")
+    assert not hasattr(made[0], "__dict__")
+    assert [gc.is_tracked(r) for r in made] == [False, False]
+    assert made == py_receipts(7, b"\x01" * 64, 9, b"root")
+    # Fields that are not an int and bytes could hold a cycle: those receipts stay tracked.
+    odd = native.receipts(Receipt, 0, b"\x01" * 32, 9, [b"root"])
+    assert gc.is_tracked(odd[0])
+    assert odd[0].root == [b"root"]
 
 
 def test_c_receipts_refuses_classes_it_cannot_build() -> None:

@@ -521,7 +521,8 @@ def test_substituted_ledger_and_key(
 # -- appending to a tampered ledger ------------------------------------------------------------
 
 
-# Known failures, kept on purpose (see the report). Last in the file, so -x reaches the rest.
+# Regressions: each of these once failed (a crash, a traceback or the wrong exit code), as the
+# comments say; they pin the fixed behaviour.
 
 
 def test_append_refuses_rows_in_its_way(
@@ -537,8 +538,8 @@ def test_append_refuses_rows_in_its_way(
         (SIZE, leaf, leaf_hash(leaf)),
     )
     proc = custodes_cli("ledger", "append", "--db", db, input='{"decision": "deny"}\n')
-    # On PostgreSQL the message carries psycopg's multi-line text ("…\nDETAIL:  Key (idx)=(11)
-    # already exists."): two stderr lines where the contract says one.
+    # On PostgreSQL the message used to carry psycopg's multi-line text ("…\nDETAIL:  Key
+    # (idx)=(11) already exists."): two stderr lines where the contract says one.
     assert_cli_error(proc, 2)
     assert proc.stdout == ""
     ((size,),) = _sql(db, "SELECT size FROM tree")
@@ -550,14 +551,15 @@ def test_append_refuses_rows_in_its_way(
     ("statement", "codes", "named"),
     [
         # What the sqlite3 shell writes for a plain string literal: a TEXT value in the BLOB
-        # column. verify crashed: "internal error: TypeError: string argument without an
+        # column. verify used to crash: "internal error: TypeError: string argument without an
         # encoding", exit 3.
         ("UPDATE tail SET leaf = CAST(leaf AS TEXT) WHERE idx = 5", (1,), "entry 5"),
         ("UPDATE tail SET leaf_hash = hex(leaf_hash) WHERE idx = 5", (1,), "entry 5"),
-        # "internal error: ValueError: invalid literal for int() with base 10: 'eleven'".
+        # Used to be "internal error: ValueError: invalid literal for int() with base 10:
+        # 'eleven'".
         ("UPDATE tree SET size = 'eleven'", (1, 2), ""),
-        # The stored checkpoint is not a signed note: exit 2 (usage error) with "signed note
-        # has no blank line before its signatures", as if the user had given a bad file.
+        # The stored checkpoint is not a signed note: used to exit 2 (usage error) with "signed
+        # note has no blank line before its signatures", as if the user had given a bad file.
         ("UPDATE tree SET checkpoint = 42", (1,), "checkpoint"),
         ("UPDATE tree SET checkpoint = 'garbage'", (1,), "checkpoint"),
     ],

@@ -80,9 +80,13 @@ def open_store(db: str | os.PathLike[str]) -> Store:
     return SqliteStore(text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Receipt:
-    """What an append returns once the entry is durable, and the signed tree that covers it."""
+    """What an append returns once the entry is durable, and the signed tree that covers it.
+
+    Slotted: batches make tens of thousands, and a receipt without a ``__dict__`` is smaller,
+    cheaper to make and, made in C, can stay out of the cycle collector.
+    """
 
     index: int
     leaf_hash: bytes
@@ -173,7 +177,9 @@ def py_receipts(start: int, hashes: bytes, size: int, root: bytes) -> list[Recei
 
 def make_receipts(start: int, hashes: bytes, size: int, root: bytes) -> list[Receipt]:
     # The frozen dataclass's __init__ costs about a microsecond a receipt, as much as the
-    # rest of a batch append per entry; the C twin builds the same objects for a fifth.
+    # rest of a batch append per entry; the C twin builds the same objects for a tenth, and
+    # keeps them out of the cycle collector (they hold two ints and two bytes): a caller
+    # holding a large batch's entries no longer pays full collections for its receipts.
     if _native is not None:
         return _native.receipts(Receipt, start, hashes, size, root)
     return py_receipts(start, hashes, size, root)

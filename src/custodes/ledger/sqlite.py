@@ -3,6 +3,11 @@
 ``synchronous=FULL`` makes a commit durable before it returns (an acknowledged append survives
 a crash or power cut); ``BEGIN IMMEDIATE`` takes the write lock up front, so concurrent
 processes queue on the database instead of forking the tree.
+
+A process that forks must not use the ledger in the child if the parent has it open (nor open
+it there anew): SQLite keeps its POSIX lock state per process in memory, and the child inherits
+the parent's view of who holds which lock (tests/ledger/test_checkpointer.py: such children
+waited forever on a write lock no process held). Open ledgers after forking, or spawn.
 """
 
 from __future__ import annotations
