@@ -568,10 +568,13 @@ def job_policies() -> dict[str, str]:
         "    applies-to: [prompt]\n    action: block\n    regex:\n      pattern-either:\n"
         + "".join(f"        - {json.dumps(r)}\n" for r in REGEXES)
     )
+    # The same work as LLM Guard's BanSubstrings(match_type="str", case_sensitive=False):
+    # literal phrases, case-insensitive, anywhere (not only at word boundaries).
     ban = (
         "  - id: bench.ban\n    message: a banned phrase\n    severity: high\n"
-        "    applies-to: [prompt]\n    action: block\n    regex:\n      flags: [ignorecase]\n"
-        "      pattern-either:\n" + "".join(f"        - {json.dumps(re.escape(b))}\n" for b in BANNED)
+        "    applies-to: [prompt]\n    action: block\n    phrases:\n"
+        "      ignorecase: true\n      words: false\n      list:\n"
+        + "".join(f"        - {json.dumps(b)}\n" for b in BANNED)
     )
     pii = (
         "  - id: bench.pii\n    message: personal data\n    applies-to: [prompt]\n"

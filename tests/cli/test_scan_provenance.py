@@ -300,3 +300,27 @@ def test_short_copies_and_copies_before_a_comment_block_are_reported_in_a_large_
     assert copied["start_line"] <= 2
     assert len(function) - 3 <= copied["end_line"] <= len(function)  # not over the comment
     assert abs(copied["source"]["start_line"] - (first + 1)) <= 2
+
+
+def test_only_a_folder_scan_with_an_index_starts_the_workers_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork server is started before the policy loads only when much text may be matched:
+    folders are scanned and an index exists (given, or the default one)."""
+    from custodes.cli.scan import _worth_prestarting
+
+    folder, file = tmp_path / "src", tmp_path / "a.py"
+    folder.mkdir()
+    file.write_text("x = 1\n")
+    index = tmp_path / "i.db"
+    index.write_bytes(b"")
+    assert _worth_prestarting([folder], index, git=False)
+    assert _worth_prestarting([file, folder], index, git=False)
+    assert not _worth_prestarting([file], index, git=False)  # a pre-commit hook's few files
+    assert not _worth_prestarting([folder], index, git=True)  # a git change or history
+    assert not _worth_prestarting([folder], tmp_path / "missing.db", git=False)
+    monkeypatch.chdir(tmp_path)  # no --index: the default index, absent here
+    assert not _worth_prestarting([folder], None, git=False)
+    (tmp_path / ".custodes").mkdir()
+    (tmp_path / ".custodes" / "index.db").write_bytes(b"")
+    assert _worth_prestarting([folder], None, git=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import custodes.fingerprint.ahead as ahead
+import custodes.fingerprint.index as index_module
 from custodes.fingerprint.ahead import Checked, check, check_ahead
 from custodes.fingerprint.index import Index, add_paths
 from custodes.fingerprint.match import Matcher
@@ -58,13 +59,19 @@ def world(tmp_path: Path) -> tuple[Path, Path]:
     return db, _repository(tmp_path / "repo")
 
 
+@pytest.mark.parametrize("early", [False, True], ids=["held", "prestarted"])
 def test_workers_give_what_one_process_gives_in_the_same_order(
-    world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, early: bool
 ) -> None:
     db, repo = world
-    # Every file a batch of its own, and the pool started at once.
+    # Every file a batch of its own, and the pool started at once: after checking the first
+    # batch here, or (the fork server started before the scan) with every batch in the pool.
     monkeypatch.setattr(ahead, "_BATCH_CHARS", 1)
-    monkeypatch.setattr(ahead, "_POOL_AFTER_CHARS", 1)
+    monkeypatch.setattr(ahead, "_POOL_AFTER_CHARS", 1 if not early else 10**9)
+    monkeypatch.setattr(index_module, "_prestarted", False)
+    if early:
+        index_module.prestart()
+        assert index_module.prestarted()
     runs = []
     with Index.open(db) as idx:
         matcher = Matcher(idx)

@@ -436,3 +436,57 @@ def test_the_index_holds_no_source_text(tmp_path: Path) -> None:
         for line in (STDLIB / rel).read_text().splitlines():
             if len(line.strip()) >= 12:  # shorter lines are words any file may hold
                 assert line.strip().encode() not in stored, line
+
+
+def _df_rows(idx: Index) -> set[tuple[int, int, int]]:
+    conn = sqlite3.connect(idx.path)
+    try:
+        return set(conn.execute("SELECT hash, collection, files FROM df"))
+    finally:
+        conn.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    adds=st.lists(
+        st.tuples(st.sampled_from("abcde"), st.lists(st.integers(0, 30), max_size=10)),
+        min_size=1,
+        max_size=8,
+    ),
+    later=st.lists(
+        st.tuples(st.sampled_from("aefg"), st.lists(st.integers(0, 30), max_size=10)),
+        max_size=4,
+    ),
+)
+def test_document_frequency_agrees_with_a_reference(
+    tmp_path_factory: pytest.TempPathFactory,
+    adds: list[tuple[str, list[int]]],
+    later: list[tuple[str, list[int]]],
+) -> None:
+    """``df`` holds, per collection, every hash in two files or more with its file count, after
+    a collection is built, replaced into (a path twice in one writer) and added to."""
+    idx = Index.open(tmp_path_factory.mktemp("df") / "i.db", create=True)
+    _add(idx, "other", {"x": [1, 2, 3], "y": [1, 2]})
+    current: dict[str, list[int]] = {}
+    for step in (adds, later):
+        if not step:
+            continue
+        with idx.writer("c") as writer:  # a path met twice in one writer replaces the first
+            for path, hashes in step:
+                writer.add(
+                    path,
+                    lines=len(hashes) + 2,
+                    tokens=10 * len(hashes),
+                    sha256=hashlib.sha256(repr((path, hashes)).encode()).hexdigest(),
+                    columns=_columns(hashes),
+                )
+                current[path] = hashes
+        ids = {c.name: c.id for c in idx.collections()}
+        holders: dict[int, set[str]] = defaultdict(set)
+        for path, hashes in current.items():
+            for h in hashes:
+                holders[h].add(path)
+        expected = {(h, ids["c"], len(ps)) for h, ps in holders.items() if len(ps) > 1}
+        expected |= {(1, ids["other"], 2), (2, ids["other"], 2)}
+        assert _df_rows(idx) == expected
+    idx.close()

@@ -2,7 +2,8 @@
 
 * the personal-data gates: the guard's reading of the PII scanner equals the scanner's public
   ``scan_text`` on texts built to sit on the gates' edges (digit runs, Unicode digits, capitals);
-* the literal pre-filters of policy regexes: a pattern is skipped only on texts it cannot match,
+* the literal pre-filters of policy regexes: a pattern is skipped only on texts it cannot match
+  (and searched only in windows around its literals: see test_regex_windows.py),
   case-insensitive look-alikes (``ſ``, ``K``, ``ı``) included;
 * the rules a condition admits, remembered per caller, are those the condition gives each time;
 * ``Guard.validate_call``: the call and its validations recorded in one commit, each entry as
@@ -221,12 +222,15 @@ def test_a_pattern_is_skipped_only_where_it_cannot_match(source: str, text: str)
 
 def test_the_pre_filters_read_from_the_patterns() -> None:
     found = {p: _Prefilter.of(re.compile(p)) for p in PATTERNS}
-    assert found[r"(?i)\bpii\.customers?\b"] == _Prefilter(("pii.customer",), folded=True)
-    assert found[r"wire transfer"] == _Prefilter(("wire transfer",), folded=False)
-    assert found[r"(?i:secret)_KEY"] == _Prefilter(("secret",), folded=True)  # the longest
-    assert found[r"(?:abc){0,3}xyz"] == _Prefilter(("xyz",), folded=False)
+    # ``width``: the longest match, counted by hand (None: unbounded, or reads past a match).
+    assert found[r"(?i)\bpii\.customers?\b"] == _Prefilter(("pii.customer",), True, 13)
+    assert found[r"wire transfer"] == _Prefilter(("wire transfer",), False, 13)
+    assert found[r"(?i:secret)_KEY"] == _Prefilter(("secret",), True, 10)  # the longest
+    assert found[r"(?:abc){0,3}xyz"] == _Prefilter(("xyz",), False, 12)
+    assert found[r"(?:abc)+d?ef"] == _Prefilter(("abc",), False, None)
     # One of the alternatives; "def"/"function" are weaker than the names after them.
-    assert found[PATTERNS[4]] == _Prefilter(("auth", "login", "token"), folded=True)
+    # 8 + 4 + 40 + 5 + 40 + 4 + 1 characters at most.
+    assert found[PATTERNS[4]] == _Prefilter(("auth", "login", "token"), True, 102)
     assert _Prefilter.of(re.compile(r"\A\s{0,64}\S")) is None  # nothing literal to look for
     assert _Prefilter.of(re.compile(r"(?i)ab|cd")) is None  # too short to save anything
 
@@ -371,3 +375,28 @@ def test_policy_regexes_still_decide_with_pre_filters() -> None:
     assert code.rules[0] == "enterprise.generated-auth-code"
     assert code.action is Action.BLOCK
     assert plain.action is Action.ALLOW
+
+
+# -- ids ---------------------------------------------------------------------------------------
+
+
+def test_trace_and_explanation_ids_are_random_version_4_uuids(tmp_path: Path) -> None:
+    import uuid
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "rules:\n  - id: acme.payroll\n    message: payroll talk\n    severity: high\n"
+        "    applies-to: [prompt]\n    action: block\n    regex: {pattern: payroll}\n"
+    )
+    seen = set()
+    with Guard(policy, None) as guard:
+        for _ in range(200):
+            verdict = guard.check_prompt("the payroll file")
+            assert verdict.explanation_id is not None
+            for value in (verdict.trace_id, verdict.explanation_id.removeprefix("ex-")):
+                parsed = uuid.UUID(hex=value)
+                assert parsed.hex == value
+                assert parsed.version == 4
+                assert parsed.variant == uuid.RFC_4122
+                seen.add(value)
+    assert len(seen) == 400

@@ -47,6 +47,18 @@ def _git_items(
     return (item for item, _ in git.history_blobs(repo))
 
 
+def _worth_prestarting(targets: list[Path], index_path: Path | None, *, git: bool) -> bool:
+    """Whether the scan will likely match much text against an index: folders are read and an
+    index is at hand (files or a git change are little to match: no pool is started early)."""
+    if git:
+        return False
+    if index_path is None:
+        from custodes.fingerprint.index import DEFAULT_INDEX
+
+        index_path = Path(DEFAULT_INDEX)
+    return index_path.is_file() and any(t.is_dir() for t in targets)
+
+
 def _detectors(
     policy: Policy, provenance: ProvenanceFactory | None = None
 ) -> list[Detector]:
@@ -188,18 +200,19 @@ def scan(
 
     \b
     The policy (--policy, default the built-in enterprise pack) says which checks run:
-    secrets, provenance, regular expressions, Python and JavaScript/TypeScript call rules
-    and release-artifact rules, each with its severity, paths and controls. A rule:
+    secrets, provenance, regular expressions, literal phrases, Python and JavaScript/TypeScript
+    call rules and release-artifact rules, each with its severity, paths and controls. A rule:
       - id: acme.no-eval
         message: eval of dynamic input
         severity: high                      # info, low, medium, high, critical
         controls: ["owasp-llm:LLM05"]
         paths: {include: ["src/"], exclude: ["tests/"]}
         python: {calls: [eval, exec], arguments: dynamic}
-    Other detectors: regex (pattern, pattern-either, pattern-not, flags), javascript
-    (as python), artifact (sources-content, proprietary), secrets (rules), provenance
-    (collections); optional languages, kinds and when (a CEL condition on path,
-    language and kind). An invalid policy stops the scan (exit 2) naming FILE:LINE.
+    Other detectors: regex (pattern, pattern-either, pattern-not, flags), phrases (list,
+    ignorecase, words), javascript (as python), artifact (sources-content, proprietary),
+    secrets (rules), provenance (collections); optional languages, kinds and when (a CEL
+    condition on path, language and kind). An invalid policy stops the scan (exit 2)
+    naming FILE:LINE.
       custodes scan . --policy enterprise --policy owasp-llm --policy acme.yaml
 
     \b
@@ -210,10 +223,16 @@ def scan(
     \b
     Exit codes: 0 passed, 1 the gate failed, 2 usage error, 3 internal error.
     """
+    targets = list(paths) or [Path(".")]
+    git_scan = git_range is not None or staged or diff_base is not None or history
+    if _worth_prestarting(targets, index_path, git=git_scan):
+        from custodes.fingerprint.index import prestart
+
+        # Provenance workers get ready on the other core while the policy loads.
+        prestart()
     from custodes.policy import load_policy
 
     policy = load_policy(policies)  # before anything is read: a bad policy scans nothing
-    targets = list(paths) or [Path(".")]
     for target in targets:
         if not target.exists() and not target.is_symlink():
             raise UsageError(f"{target} does not exist", hint="give files or folders to scan")

@@ -12,7 +12,10 @@ consumer (the engine, running the other detectors) gets every item in order with
 A small scan (a pre-commit hook, a few files) never starts the pool: below
 ``_POOL_AFTER_CHARS`` of text everything is done in this process, once the text is read.
 Above it, the pool's fork server is started and this process checks the text it held while
-the server imports custodes, so that the workers do not wait for it.
+the server imports custodes, so that the workers do not wait for it. When ``custodes scan``
+was given folders and an index, it has already started the server (:func:`~custodes.fingerprint
+.index.prestart`, on the other core while the policy loads): then the pool starts with the
+first full batch and takes every batch, and this process only reads.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from custodes.fingerprint.boilerplate import classify
-from custodes.fingerprint.index import Index, _broken_pool, _context, _warm
+from custodes.fingerprint.index import Index, _broken_pool, _context, _warm, prestarted
 from custodes.fingerprint.match import Match, Matcher, MatchOptions
 from custodes.fingerprint.winnow import Winnowed, winnowed
 from custodes.subject import Skipped, SkipReason, Subject
@@ -154,11 +157,17 @@ def check_ahead(
             if pool is None and jobs > 1:
                 held.append(full)
                 held_chars += size
-                if held_chars < _POOL_AFTER_CHARS:
+                if held_chars < (0 if prestarted() else _POOL_AFTER_CHARS):
+                    continue
+                context = _context()
+                if prestarted():  # the server is (nearly) ready: the pool takes every batch
+                    pool = _pool(matcher, jobs, context)
+                    for chunk in held:
+                        submit(chunk)
+                    held = []
                     continue
                 # The fork server imports custodes while this process checks what it held
                 # (first, in order); the workers then start without waiting for it.
-                context = _context()
                 _warm(context)
                 first = [result for chunk in held for result in inline(chunk)]
                 held = []

@@ -75,6 +75,8 @@ __all__ = [
     "add_paths",
     "check_collection_name",
     "columns_of",
+    "prestart",
+    "prestarted",
 ]
 
 log = logging.getLogger(__name__)
@@ -887,7 +889,9 @@ class _Pipeline:
                 return
             context = _context()
             # The fork server imports custodes while this process fingerprints what it held
-            # (first, in order); the workers then start without waiting for it.
+            # (first, in order); the workers then start without waiting for it. (Not started
+            # earlier, as a scan does: this process's SQLite writes are the slowest part of
+            # an add, and fingerprinting what it held costs it no time it would not wait.)
             _warm(context)
             held, self.held = self.held, []
             for job in held:
@@ -952,17 +956,38 @@ def _broken_pool() -> None:
     )
 
 
-def _warm(context: multiprocessing.context.BaseContext) -> None:
+_prestarted = False  # prestart() started the fork server: a pool is cheap to start now
+
+
+def prestart() -> None:
+    """Start the worker pool's fork server now, because a large run is coming (a command was
+    given folders to read): it imports custodes on the other core while this process starts
+    up, and the run then hands every batch to the pool from the first one, instead of
+    checking ``_POOL_AFTER_CHARS`` of text itself while the server starts."""
+    global _prestarted
+    context = _context()
+    if context.get_start_method() == "forkserver" and _warm(context):
+        _prestarted = True
+
+
+def prestarted() -> bool:
+    """Whether :func:`prestart` started the fork server (a run then starts its pool at once)."""
+    return _prestarted
+
+
+def _warm(context: multiprocessing.context.BaseContext) -> bool:
     """Start ``context``'s fork server now, if it has one: a pool created later starts its
-    workers without waiting for the server to import custodes."""
+    workers without waiting for the server to import custodes. Whether it was started."""
     # Not while a program is being re-imported by a fork server (one without a main guard):
     # that would start a server from the server, and so on.
     if getattr(multiprocessing.current_process(), "_inheriting", False):
-        return
+        return False
     if context.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
+        return True
+    return False
 
 
 def _context() -> multiprocessing.context.BaseContext:

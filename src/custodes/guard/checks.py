@@ -7,6 +7,7 @@ span of every match, to redact it and to hold a stream back before it; so each d
 once per part and its matches come back with spans:
 
 * ``regex`` — the rule's own patterns (``pattern-not`` drops a match on the same lines);
+* ``phrases`` — the rule's literal phrases, all found in one pass by its automaton;
 * ``secrets`` — the credentials scanner (the secret rules the rule names, or all);
 * ``pii`` — the personal-data scanner (the kinds the rule names, or all);
 * ``injection`` — the prompt-injection scanner, families at the rule's ``min-confidence``;
@@ -44,6 +45,7 @@ from custodes.detectors.interface import Detector
 from custodes.findings import Finding, Severity
 from custodes.policy.model import (
     InjectionCheck,
+    PhraseCheck,
     PiiCheck,
     Policy,
     ProvenanceCheck,
@@ -174,14 +176,25 @@ class _PartScan:
     part: Part
     lines: _Lines
     cache: dict[str, Any] = field(default_factory=dict)
-    _lower: str | None = None
+    _folded: str | None = None
+    _folding: bool = False  # whether ``_folded`` was computed (None is an answer)
 
     @property
-    def lower(self) -> str:
-        """The part's text in lower case, for the literal pre-filters of regex rules."""
-        if self._lower is None:
-            self._lower = self.part.text.lower()
-        return self._lower
+    def folded(self) -> str | None:
+        """The part's text as a case-insensitive regex sees its ASCII letters, offset for
+        offset: lower-cased, with the four other letters ``re.IGNORECASE`` equates with an
+        ASCII one (``İ ı ſ K``) written as that letter. None if that would shift an offset
+        (no Unicode version does so far). For the literal pre-filters of regex rules."""
+        if not self._folding:
+            self._folding = True
+            text = original = self.part.text
+            if not text.isascii():
+                # str.replace, not str.translate: a translation table costs ~50 ns a character.
+                for letter, ascii_letter in _IGNORECASE_ASCII:
+                    text = text.replace(letter, ascii_letter)
+            folded = text.lower()
+            self._folded = folded if len(folded) == len(original) else None
+        return self._folded
 
 
 class RuleSet:
@@ -287,6 +300,8 @@ class RuleSet:
         check = rule.check
         if isinstance(check, RegexCheck):
             yield from self._regex(rule, check, scan)
+        elif isinstance(check, PhraseCheck):
+            yield from self._phrases(rule, check, scan)
         elif isinstance(check, SecretsCheck):
             for start, end, match in self._secret_spans(scan):
                 if not check.rules or check.rules.match(match.rule_id):
@@ -356,7 +371,9 @@ class RuleSet:
             prefilter = self._prefilters.get(pattern)
             if prefilter is not None and not prefilter.may_match(scan):
                 continue
-            for match in pattern.finditer(text):
+            windows = prefilter.windows(scan) if prefilter is not None else None
+            found = pattern.finditer(text) if windows is None else _windowed(pattern, text, windows)
+            for match in found:
                 start, end = match.span()
                 if check.excluded:
                     lo, hi = scan.lines.span_of_lines(
@@ -373,6 +390,23 @@ class RuleSet:
                     digest=hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest(),
                     preview=_secrets.redact(value),
                 )  # fmt: skip
+
+    def _phrases(
+        self, rule: Rule, check: PhraseCheck, scan: _PartScan
+    ) -> Iterator[tuple[Finding, int, int]]:
+        text = scan.part.text
+        assert rule.severity is not None  # the schema requires it of phrase rules
+        for match in check.matcher.find(text):
+            value = text[match.start : match.end]
+            # What the text holds, not the phrase as listed: the digest then pins the words
+            # the caller wrote (their case), and the preview masks them like a regex match.
+            yield self._finding(
+                rule, scan, match.start, match.end,
+                kind="policy", detector_rule=rule.id, severity=rule.severity,
+                message=rule.message,
+                digest=hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest(),
+                preview=_secrets.redact(value),
+            )  # fmt: skip
 
     @staticmethod
     def _secret_spans(scan: _PartScan) -> list[tuple[int, int, _secrets.SecretMatch]]:
@@ -478,6 +512,9 @@ def _hold_of(rules: Sequence[Rule]) -> int:
         if isinstance(rule.check, RegexCheck):
             for pattern in rule.check.patterns:
                 hold = max(hold, _regex_width(pattern))
+        elif isinstance(rule.check, PhraseCheck):
+            # One more character: the ``words`` test reads the one after a match.
+            hold = max(hold, rule.check.matcher.longest + 1)
     return hold
 
 
@@ -733,13 +770,24 @@ class _Prefilter:
     scan whose pattern starts with ``\\b`` or a lookbehind).
 
     ``folded``: the expression matches some letters case-insensitively, so ``needles`` are in
-    lower case and compared with the lower-cased text, on ASCII text only: there a letter
-    matches case-insensitively exactly when the lower-cased letters are equal, while elsewhere
-    the regex engine also equates letters that ``str.lower`` keeps apart (``ſ`` and ``s``).
+    lower case and compared with the text as :attr:`_PartScan.folded` gives it: lower-cased,
+    and the four non-ASCII letters that the regex engine equates with ASCII ones but
+    ``str.lower`` keeps apart (``ſ`` and ``s``) written as those. A needle is ASCII, so a
+    text matching it case-insensitively holds it there, at the same offset.
+
+    ``width``: the most characters a match can span, when that is bounded and the expression
+    reads nothing beyond its match but one character (``\\b``, ``$``; no lookahead, ``\\Z``
+    or backreference). Then a text holding a needle is searched only in windows around the
+    needle's occurrences (:meth:`windows`), not from end to end: every match holds a needle,
+    so it starts at most ``width`` before one and ends at most ``width`` after. A search
+    bounded at ``endpos`` sees the text as ending there; a window reaching one character past
+    any match it can hold keeps ``\\b`` and ``$`` honest, and a lookbehind or ``\\b`` at its
+    start reads the text before it as usual.
     """
 
     needles: tuple[str, ...]
     folded: bool
+    width: int | None = None
 
     @classmethod
     def of(cls, pattern: re.Pattern[str]) -> _Prefilter | None:
@@ -755,22 +803,114 @@ class _Prefilter:
             return None
         if folded:
             needs = frozenset(n.lower() for n in needs)
-        # A needle holding another is found whenever that one is: searching it adds nothing.
+        # A needle holding another is found whenever that one is: searching it adds nothing
+        # (and a match holding the longer one holds the shorter, for the windows too).
         kept = [n for n in needs if not any(o != n and o in n for o in needs)]
-        return cls(tuple(sorted(kept)), folded)
+        return cls(tuple(sorted(kept)), folded, _window_width(parsed))
+
+    def windows(self, scan: _PartScan) -> list[tuple[int, int]] | None:
+        """Where matches can be, as ``(pos, endpos)`` spans in order, disjoint; None: anywhere.
+
+        Call after :meth:`may_match` said true.
+        """
+        width = self.width
+        if width is None:
+            return None
+        if self.folded:
+            folded = scan.folded
+            if folded is None:
+                return None
+            text = folded
+        else:
+            text = scan.part.text
+        n = len(text)
+        starts: list[tuple[int, int]] = []
+        for needle in self.needles:
+            at = text.find(needle)
+            while at >= 0:
+                # A match holding this occurrence starts no earlier than ``width`` before its
+                # end and ends no later than ``width`` after its start; one more character
+                # for what ``\b`` or ``$`` reads after the match.
+                starts.append((max(0, at + len(needle) - width), min(n, at + width + 1)))
+                at = text.find(needle, at + 1)
+        starts.sort()
+        merged: list[tuple[int, int]] = []
+        for lo, hi in starts:
+            if merged and lo <= merged[-1][1]:
+                if hi > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], hi)
+            else:
+                merged.append((lo, hi))
+        return merged
 
     def may_match(self, scan: _PartScan) -> bool:
         """False only when the expression cannot match the part's text."""
         if self.folded:
-            if not scan.part.text.isascii():
+            folded = scan.folded
+            if folded is None:
                 return True
-            text = scan.lower
+            text = folded
         else:
             text = scan.part.text
         return any(needle in text for needle in self.needles)
 
 
+_IGNORECASE_ASCII: Final = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"), ("\u212a", "k"))
+"""The non-ASCII characters that ``re.IGNORECASE`` matches with an ASCII letter, and which
+(tests/guard/test_regex_windows.py finds them among every code point)."""
 _NEEDLE_MIN: Final = 3  # shorter strings are in most texts: searching them saves nothing
+_WINDOW_MAX: Final = 512  # a wider expression is searched from end to end
+
+
+def _windowed(
+    pattern: re.Pattern[str], text: str, windows: Sequence[tuple[int, int]]
+) -> Iterator[re.Match[str]]:
+    """What ``pattern.finditer(text)`` yields, searching only ``windows`` (see
+    :meth:`_Prefilter.windows`). A match never leaves its window and the windows are disjoint,
+    so each is searched from its start, resuming after each match as ``finditer`` does."""
+    search = pattern.search
+    for position, end in windows:
+        while position < end:
+            match = search(text, position, end)
+            if match is None:
+                break
+            yield match
+            position = match.end()  # every match holds a needle, so none is empty
+
+
+def _window_width(parsed: Any) -> int | None:
+    """The most characters a match of the parsed expression spans, if bounded (and at most
+    :data:`_WINDOW_MAX`) and nothing in it reads further than one character past the match."""
+    from re import _constants as op  # type: ignore[attr-defined, unused-ignore]
+
+    def reads_ahead(items: Sequence[tuple[Any, Any]]) -> bool:
+        for code, value in items:
+            if code is op.ASSERT or code is op.ASSERT_NOT:
+                # A lookahead reads past the match; a lookbehind only before it.
+                inner = [value[1]] if value[0] < 0 else None
+            elif code in (op.GROUPREF, op.GROUPREF_EXISTS):
+                inner = None  # a backreference's width is not the parser's to know
+            elif code is op.AT:
+                # ``$`` without MULTILINE and ``\Z`` hold at a window's end that is not the text's.
+                inner = [] if value not in (op.AT_END, op.AT_END_STRING) else None
+            elif code is op.SUBPATTERN:
+                inner = [value[-1]]
+            elif code is op.ATOMIC_GROUP:
+                inner = [value]
+            elif code in (op.MAX_REPEAT, op.MIN_REPEAT, op.POSSESSIVE_REPEAT):
+                inner = [value[2]]
+            elif code is op.BRANCH:
+                inner = list(value[1])
+            else:
+                continue
+            if inner is None or any(reads_ahead(sub.data) for sub in inner):
+                return True
+        return False
+
+    width = int(parsed.getwidth()[1])
+    if width > _WINDOW_MAX or reads_ahead(parsed.data):
+        return None
+    return width
 _NEEDLES_MAX: Final = 32
 
 

@@ -48,7 +48,6 @@ import re
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -807,7 +806,7 @@ class Guard:
             not isinstance(trace_id, str) or not _TRACE_ID.fullmatch(trace_id)
         )
         if trace_id is None or bad_trace:
-            trace_id = uuid.uuid4().hex
+            trace_id = _new_id()
         try:
             if bad_trace:
                 raise _BadInput("a trace id is 1 to 128 letters, digits and . _ : -")
@@ -903,7 +902,7 @@ class Guard:
             if item is None:
                 action = Action.BLOCK
                 outcome.rules = (*outcome.rules, NO_REVIEW_QUEUE)
-        explanation_id = None if action is Action.ALLOW else f"ex-{uuid.uuid4().hex}"
+        explanation_id = None if action is Action.ALLOW else f"ex-{_new_id()}"
         entry = self._entry(step, trace_id, caller, model, outcome, action, started)
         if explanation_id is not None:
             entry["explanation_id"] = explanation_id
@@ -983,7 +982,7 @@ class Guard:
             action=action,
             trace_id=prepared.trace_id,
             stage=prepared.step,
-            findings=tuple(h.finding for h in outcome.hits),
+            findings=tuple([h.finding for h in outcome.hits]) if outcome.hits else (),
             rules=outcome.rules,
             text=None if action in (Action.BLOCK, Action.REVIEW) else prepared.text,
             explanation_id=prepared.explanation_id,
@@ -1079,7 +1078,10 @@ class Guard:
         action: Action,
         started: float,
     ) -> dict[str, Any]:
-        deciding = {h.rule.id: h.rule for h in outcome.hits if h.rule.id in outcome.rules}
+        hits = outcome.hits
+        # Without hits (most requests) the comprehensions below have nothing to do; skipping
+        # them is a tenth of an admission's fixed cost. The entry is the same either way.
+        deciding = {h.rule.id: h.rule for h in hits if h.rule.id in outcome.rules} if hits else {}
         entry: dict[str, Any] = {
             "door": "guard",
             "kind": "step",
@@ -1089,7 +1091,7 @@ class Guard:
             "model": model,
             "policy": self.policy_ref,
             "action": action.value,
-            "findings": [_finding_record(h) for h in outcome.hits],
+            "findings": [_finding_record(h) for h in hits] if hits else [],
             "rules": [
                 {
                     "id": rule_id,
@@ -1222,6 +1224,8 @@ class _WrongSubject(TokenRejected):
 
 def decide(hits: Sequence[Hit], texts: Sequence[str]) -> _Outcome:
     """The strictest action the live (not bypassed) hits ask for, and the texts redacted."""
+    if not hits:  # most requests: nothing to weigh (the general path costs ~2 µs of it)
+        return _Outcome(Action.ALLOW, [], (), list(texts))
     live = [h for h in hits if not h.bypassed]
     action = max((h.action for h in live), key=lambda a: a.rank, default=Action.ALLOW)
     rules = tuple(dict.fromkeys(h.rule.id for h in live if h.action is action))
@@ -1275,6 +1279,15 @@ def _call_entry(
     if error is not None:
         entry["error"] = error[:500]
     return entry
+
+
+def _new_id() -> str:
+    """A random version-4 UUID as 32 hex digits, as ``uuid.uuid4().hex`` gives, without building
+    a ``UUID`` object (a quarter of the cost; every request takes a trace id)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def _finding_record(hit: Hit) -> dict[str, Any]:

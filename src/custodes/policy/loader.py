@@ -41,6 +41,7 @@ from custodes.policy.model import (
     CodeCheck,
     InjectionCheck,
     NamePatterns,
+    PhraseCheck,
     PiiCheck,
     Policy,
     ProvenanceCheck,
@@ -456,6 +457,18 @@ def _check(spec: RuleModel) -> Check:
         except re.error as exc:  # valid alone, but not with these flags (verbose)
             raise ValueError(f"invalid regular expression with flags {spec.regex.flags}: {exc}") from None
         return RegexCheck(patterns=patterns, excluded=excluded)
+    if spec.phrases is not None:
+        from custodes.detectors.phrases import PhraseMatcher
+
+        listed = tuple(spec.phrases.list_)
+        return PhraseCheck(
+            phrases=listed,
+            ignorecase=spec.phrases.ignorecase,
+            words=spec.phrases.words,
+            matcher=PhraseMatcher(
+                listed, ignorecase=spec.phrases.ignorecase, words=spec.phrases.words
+            ),
+        )
     if spec.python is not None:
         return _code("python", spec.python)
     if spec.javascript is not None:

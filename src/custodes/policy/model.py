@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pathspec import GitIgnoreSpec
 
 from custodes.findings import Severity
 from custodes.policy.condition import Condition
 from custodes.subject import Subject, SubjectKind
+
+if TYPE_CHECKING:
+    from custodes.detectors.phrases import PhraseMatcher
 
 __all__ = [
     "CODE_LANGUAGES",
@@ -24,6 +27,7 @@ __all__ = [
     "CodeCheck",
     "InjectionCheck",
     "NamePatterns",
+    "PhraseCheck",
     "PiiCheck",
     "Policy",
     "ProvenanceCheck",
@@ -138,6 +142,16 @@ class RegexCheck:
 
 
 @dataclass(frozen=True)
+class PhraseCheck:
+    """Literal phrases (``phrases``), found together by ``matcher`` (built once by the loader)."""
+
+    phrases: tuple[str, ...]
+    ignorecase: bool
+    words: bool
+    matcher: PhraseMatcher = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class CodeCheck:
     """A rule over imports and calls; ``language`` is ``python`` or ``javascript``."""
 
@@ -179,8 +193,8 @@ class InjectionCheck:
 
 
 Check = (
-    RegexCheck | CodeCheck | ArtifactCheck | SecretsCheck | ProvenanceCheck | PiiCheck
-    | InjectionCheck
+    RegexCheck | PhraseCheck | CodeCheck | ArtifactCheck | SecretsCheck | ProvenanceCheck
+    | PiiCheck | InjectionCheck
 )  # fmt: skip
 
 

@@ -24,7 +24,15 @@ A rule applies to code (the default) or, for the guard door, to prompts and comp
         when: 'caller.role != "dba"'    # caller.id/role/purpose/tenant, model, stage
         regex: {pattern: 'pii\\.customers'}
 
-Guard rules read ``regex``, ``secrets``, ``provenance``, ``pii`` (``kinds``: which identifiers)
+Guard rules read ``regex``, ``phrases`` (literal words or phrases, a ban list)::
+
+      - id: acme.ban-list
+        message: a banned topic
+        applies-to: [prompt, completion]
+        severity: high
+        phrases: {list: ["a keylogger", "competitor pricing sheet"], ignorecase: true, words: true}
+
+and ``secrets``, ``provenance``, ``pii`` (``kinds``: which identifiers)
 and ``injection`` (``min-confidence``). Without ``action``, personal data is redacted, a
 credential blocked at high or critical severity and redacted below, and anything else blocked
 at high or critical and recorded only below.
@@ -65,6 +73,7 @@ __all__ = [
     "CodeModel",
     "InjectionModel",
     "PathsModel",
+    "PhrasesModel",
     "PiiModel",
     "PolicyModel",
     "ProvenanceModel",
@@ -75,6 +84,7 @@ __all__ = [
 
 DETECTOR_KEYS = (
     "regex",
+    "phrases",
     "python",
     "javascript",
     "artifact",
@@ -226,6 +236,35 @@ class RegexModel(_Model):
         return self
 
 
+class PhrasesModel(_Model):
+    """Literal words or phrases (no regular-expression syntax), all found in one pass.
+
+    ``ignorecase`` (default true) compares under Unicode full case folding; ``words`` (default
+    true) keeps only matches that do not extend a word (see :mod:`custodes.detectors.phrases`).
+    """
+
+    list_: Annotated[list[str], Strings]
+    ignorecase: bool = True
+    words: bool = True
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PhrasesModel:
+        if not self.list_:
+            raise ValueError("'list' needs at least one phrase")
+        first: dict[str, int] = {}
+        for number, phrase in enumerate(self.list_):
+            if not phrase.strip():
+                raise ValueError(f"phrase {number} is empty (or only spaces)")
+            key = phrase.casefold() if self.ignorecase else phrase
+            if key in first:
+                same = " (ignoring case)" if self.ignorecase else ""
+                raise ValueError(
+                    f"phrase {number} ({phrase!r}) repeats phrase {first[key]}{same}"
+                )
+            first[key] = number
+        return self
+
+
 class CodeModel(_Model):
     """Imports and calls in Python or JavaScript/TypeScript, resolved through import aliases.
 
@@ -352,6 +391,7 @@ class RuleModel(_Model):
     kinds: Annotated[list[SubjectKind], Strings] | None = None
     when: str | None = None
     regex: RegexModel | None = None
+    phrases: PhrasesModel | None = None
     python: CodeModel | None = None
     javascript: CodeModel | None = None
     artifact: ArtifactModel | None = None
@@ -405,7 +445,7 @@ class RuleModel(_Model):
         if detector in _CODE_ONLY and guard:
             raise ValueError(
                 f"a {detector} rule reads code; it cannot apply to {', '.join(sorted(guard))} "
-                "(use regex, secrets, provenance, pii or injection there)"
+                "(use regex, phrases, secrets, provenance, pii or injection there)"
             )
         if detector in _GUARD_ONLY and "code" in stages:
             raise ValueError(
