@@ -388,8 +388,9 @@ def print_append(res: dict[str, Any]) -> None:
         f"({res['ratio_custodes_vs_hashlib'] * 100:.1f}% of bare leaf hashing)"
     )
     print(
-        "custodes also canonicalises (RFC 8785), stores the Merkle nodes and signs a checkpoint "
-        "per commit;\npymerkle stores entry+hash only and is fed pre-serialised bytes."
+        "custodes also canonicalises (RFC 8785), stores bundles and hash tiles (Merkle nodes every "
+        "8 levels) and signs a checkpoint per commit;\npymerkle stores entry+hash only and is fed "
+        "pre-serialised bytes."
     )
 
 
@@ -416,7 +417,7 @@ def ensure_ledger(size: int, args: argparse.Namespace) -> dict[str, Any]:
         try:
             with Ledger.open(path) as led:
                 current = led.size()
-        except Exception as exc:
+        except Exception as exc:  # e.g. a ledger of the earlier storage format (schema 1)
             note(f"proofs: cached ledger {path.name} unusable ({exc}); rebuilding")
         else:
             if current == size and info.get("size") == size:

@@ -208,21 +208,48 @@ def assert_cli_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
 # -- reading a ledger's tables behind custodes' back ---------------------------------------------
 
 
+def _bundle_rows(
+    k: int, leaves: bytes, ends: bytes, hashes: bytes
+) -> list[tuple[int, bytes, bytes]]:
+    # The stored layout, read independently of custodes: 256 little-endian uint32 end offsets
+    # relative to the bundle's start, and 256 leaf hashes of 32 bytes in tile (0, k).
+    offsets = [int.from_bytes(ends[4 * j : 4 * j + 4], "little") for j in range(256)]
+    starts = [0, *offsets[:-1]]
+    return [
+        (256 * k + j, leaves[starts[j] : offsets[j]], hashes[32 * j : 32 * j + 32])
+        for j in range(256)
+    ]
+
+
+_RAW_BUNDLES = (
+    "SELECT b.idx, b.leaves, b.ends, t.hashes FROM bundles b JOIN tiles t"
+    " ON t.level = 0 AND t.idx = b.idx ORDER BY b.idx"
+)
+
+
 def raw_rows(db: str) -> tuple[list[tuple[int, bytes, bytes]], int, str | None]:
-    """``(entries as (idx, leaf, leaf_hash), tree size, checkpoint)`` read with the plain driver."""
+    """``(entries as (idx, leaf, leaf_hash), tree size, checkpoint)`` read with the plain driver.
+
+    Entries come from the full bundles (with their leaf hash tiles), then the tail rows."""
     if db.startswith(("postgresql://", "postgres://")):
         import psycopg
 
         with psycopg.connect(db) as conn:
-            rows = conn.execute("SELECT idx, leaf, leaf_hash FROM entries ORDER BY idx").fetchall()
+            bundles = conn.execute(_RAW_BUNDLES).fetchall()
+            rows = conn.execute("SELECT idx, leaf, leaf_hash FROM tail ORDER BY idx").fetchall()
             size, note = conn.execute("SELECT size, checkpoint FROM tree WHERE id = 1").fetchone()
     else:
         import sqlite3
 
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
-            rows = conn.execute("SELECT idx, leaf, leaf_hash FROM entries ORDER BY idx").fetchall()
+            bundles = conn.execute(_RAW_BUNDLES).fetchall()
+            rows = conn.execute("SELECT idx, leaf, leaf_hash FROM tail ORDER BY idx").fetchall()
             size, note = conn.execute("SELECT size, checkpoint FROM tree WHERE id = 1").fetchone()
         finally:
             conn.close()
-    return [(int(i), bytes(leaf), bytes(h)) for i, leaf, h in rows], int(size), note
+    out: list[tuple[int, bytes, bytes]] = []
+    for k, leaves, ends, hashes in bundles:
+        out.extend(_bundle_rows(int(k), bytes(leaves), bytes(ends), bytes(hashes)))
+    out.extend((int(i), bytes(leaf), bytes(h)) for i, leaf, h in rows)
+    return out, int(size), note

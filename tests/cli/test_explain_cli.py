@@ -117,7 +117,7 @@ def test_an_edited_ledger_fails_the_explanation(
     conn = sqlite3.connect(db)
     with conn:
         conn.execute(
-            "UPDATE entries SET leaf = CAST(replace(CAST(leaf AS TEXT), '\"action\":\"block\"',"
+            "UPDATE tail SET leaf = CAST(replace(CAST(leaf AS TEXT), '\"action\":\"block\"',"
             " '\"action\":\"allow\"') AS BLOB)"
         )
     conn.close()

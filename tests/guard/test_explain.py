@@ -150,7 +150,7 @@ def test_an_edited_entry_no_longer_verifies(guard: Guard, db: Path) -> None:
     with conn:
         # Behind custodes' back: the recorded action is softened after the fact.
         conn.execute(
-            "UPDATE entries SET leaf = CAST(replace(CAST(leaf AS TEXT), '\"action\":\"block\"',"
+            "UPDATE tail SET leaf = CAST(replace(CAST(leaf AS TEXT), '\"action\":\"block\"',"
             " '\"action\":\"allow\"') AS BLOB)"
         )
     conn.close()

@@ -346,7 +346,7 @@ def test_a_ledger_that_cannot_record_fails_closed(
         assert http.post(CHAT, json=_chat("before")).status_code == 200
         # Rewrite the tree behind custodes' back: the ledger refuses to extend it.
         with sqlite3.connect(proxy.ledger) as db:
-            db.execute("UPDATE nodes SET hash = zeroblob(32)")
+            db.execute("UPDATE tiles SET hashes = zeroblob(length(hashes))")
         # The admission of the request under way when the ledger breaks was staged, to be
         # recorded with its call: the model answered, but the answer is withheld.
         response = http.post(CHAT, json=_chat("after the tampering"))

@@ -83,7 +83,7 @@ def test_a_failed_commit_fails_only_its_appends_and_the_ledger_goes_on(tmp_path:
     with _ledger(tmp_path) as led:
         led.append({"first": True})
         with sqlite3.connect(db) as conn:  # an outsider's row at index 1
-            conn.execute("INSERT INTO entries (idx, leaf, leaf_hash) VALUES (1, x'00', x'00')")
+            conn.execute("INSERT INTO tail (idx, leaf, leaf_hash) VALUES (1, x'00', x'00')")
         outcomes: list[str] = []
         lock = threading.Lock()
 
@@ -100,7 +100,7 @@ def test_a_failed_commit_fails_only_its_appends_and_the_ledger_goes_on(tmp_path:
         assert outcomes == ["refused"] * 8
         assert led.size() == 1
         with sqlite3.connect(db) as conn:
-            conn.execute("DELETE FROM entries WHERE idx = 1")
+            conn.execute("DELETE FROM tail WHERE idx = 1")
         outcomes.clear()
         _run([threading.Thread(target=work, args=(t,)) for t in range(8)])
         assert outcomes == ["ok"] * 8

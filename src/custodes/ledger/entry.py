@@ -16,8 +16,10 @@ import functools
 import hashlib
 import json
 import os
+import struct
 import threading
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +28,17 @@ import rfc8785
 
 from custodes.errors import InvalidEntry
 
+try:  # the optional C accelerator (setup.py); the Python path below yields the same bytes
+    from custodes.ledger import _native
+except ImportError:  # pragma: no cover - built wherever a C compiler is found
+    _native = None  # type: ignore[assignment]
+
 __all__ = [
     "RESERVED_FIELDS",
     "Entry",
     "LeafTemplate",
     "Payload",
+    "TemplateBatch",
     "canonical",
     "make_payloads",
     "parse_entry_line",
@@ -38,6 +46,7 @@ __all__ = [
     "prepare_entry",
     "recorded_at_now",
     "template_from_line",
+    "templates",
     "validate_entry",
 ]
 
@@ -148,6 +157,15 @@ def _fast_canonical(value: Any, *, parsed: bool = False) -> bytes | None:
 
 def canonical(value: Mapping[str, Any], *, parsed: bool = False) -> bytes:
     """RFC 8785 canonical JSON of ``value``."""
+    if _native is not None:
+        out: bytes | None = _native.canonical(value)
+        if out is not None:
+            return out
+    return py_canonical(value, parsed=parsed)
+
+
+def py_canonical(value: Mapping[str, Any], *, parsed: bool = False) -> bytes:
+    """:func:`canonical` without the C accelerator (what runs where it is not built)."""
     fast = _fast_canonical(value, parsed=parsed)
     if fast is not None:
         return fast
@@ -310,28 +328,33 @@ class LeafTemplate:
 
     parts: tuple[bytes, bytes, bytes] | None
     index_first: bool
-    record: dict[str, Any]
+    record: Mapping[str, Any]
 
     @classmethod
     def of(
         cls, entry: Any, digests: Mapping[str, str] | None = None, *, parsed: bool = False
     ) -> LeafTemplate:
-        if not isinstance(entry, Mapping):
-            raise InvalidEntry(f"an entry must be a JSON object, not {type(entry).__name__}")
-        clash = [field for field in RESERVED_FIELDS if field in entry]
-        if digests and DIGESTS_FIELD in entry:
-            clash.append(DIGESTS_FIELD)
-        if clash:
-            raise InvalidEntry(
-                f"field {clash[0]!r} is set by the ledger",
-                hint=f"rename it; {', '.join(RESERVED_FIELDS)} are reserved",
-            )
+        _check_fields(entry, digests)
+        if _native is not None:
+            record = dict(entry, digests=dict(digests)) if digests else entry
+            blob, cuts = _native.templates((record,))
+            a, b, end = _CUTS.unpack(cuts)
+            if a >= 0:  # "index" sorts before "recorded_at": the C path always puts it first
+                return cls((blob[:a], blob[a:b], blob[b:end]), True, record)
+        return cls.py_of(entry, digests, parsed=parsed)
+
+    @classmethod
+    def py_of(
+        cls, entry: Any, digests: Mapping[str, str] | None = None, *, parsed: bool = False
+    ) -> LeafTemplate:
+        """:meth:`of` without the C accelerator (what runs where it is not built)."""
+        _check_fields(entry, digests)
         record = dict(entry)
         record["index"] = _INDEX_MARK
         record["recorded_at"] = _TIME_MARK
         if digests:
             record[DIGESTS_FIELD] = dict(digests)
-        out = canonical(record, parsed=parsed)
+        out = py_canonical(record, parsed=parsed)
         first, second = out.find(_INDEX_SLOT), out.find(_TIME_SLOT)
         if (
             first < 0
@@ -357,6 +380,87 @@ class LeafTemplate:
         if self.index_first:
             return head + str(index).encode() + mid + time_json + tail
         return head + time_json + mid + str(index).encode() + tail
+
+
+def _check_fields(entry: Any, digests: Mapping[str, str] | None) -> None:
+    if not isinstance(entry, Mapping):
+        raise InvalidEntry(f"an entry must be a JSON object, not {type(entry).__name__}")
+    clash = [field for field in RESERVED_FIELDS if field in entry]
+    if digests and DIGESTS_FIELD in entry:
+        clash.append(DIGESTS_FIELD)
+    if clash:
+        raise InvalidEntry(
+            f"field {clash[0]!r} is set by the ledger",
+            hint=f"rename it; {', '.join(RESERVED_FIELDS)} are reserved",
+        )
+
+
+_CUTS = struct.Struct("=3q")  # one entry's cuts, as the C accelerator writes them
+_OPEN = -1  # cuts of an entry whose leaf is built in Python (LeafTemplate.leaf)
+
+
+@dataclass(frozen=True)
+class TemplateBatch:
+    """Many entries canonicalised with ``index`` and ``recorded_at`` left open, in one buffer.
+
+    Entry ``i`` is ``blob[prev:cuts[3i]]`` + its index + ``blob[cuts[3i]:cuts[3i+1]]`` + its
+    time + ``blob[cuts[3i+1]:cuts[3i+2]]`` (``prev``: the previous entry's last cut). Entries
+    whose cuts are -1 take their leaf from the next template of ``slow`` instead: an entry
+    that holds the ledger's own marker strings, which only the Python path can fill in.
+    One buffer instead of an object per entry keeps a batch of thousands cheap to carry from
+    the caller, who canonicalises it, to the commit, which fills in indices and hashes it.
+    """
+
+    blob: bytes
+    cuts: bytes  # three native int64 per entry
+    slow: tuple[LeafTemplate, ...]
+    count: int
+
+
+def templates(
+    entries: Sequence[Mapping[str, Any] | LeafTemplate],
+    digests: Sequence[Mapping[str, str] | None] | None = None,
+) -> TemplateBatch:
+    """Canonicalise a batch of entries (raises :class:`InvalidEntry` for the first bad one)."""
+    count = len(entries)
+    if _native is not None and digests is None:
+        blob, cuts = _native.templates(entries)
+        if _OPEN_CUT not in cuts:  # every entry was plain JSON, the usual case
+            return TemplateBatch(blob, cuts, (), count)
+    else:
+        blob, cuts = b"", b""
+    pieces: list[bytes] = []
+    out = array("q")
+    slow: list[LeafTemplate] = []
+    pos = 0
+    prev = 0
+    for i, entry in enumerate(entries):
+        if cuts:
+            a, b, end = _CUTS.unpack_from(cuts, 24 * i)
+            if a >= 0:
+                pieces.append(blob[prev:end])
+                out.extend((pos + a - prev, pos + b - prev, pos + end - prev))
+                pos += end - prev
+                prev = end
+                continue
+        if isinstance(entry, LeafTemplate):
+            template = entry
+        else:
+            template = LeafTemplate.of(entry, digests[i] if digests is not None else None)
+        if template.parts is None or not template.index_first:
+            slow.append(template)
+            out.extend((_OPEN, _OPEN, _OPEN))
+            continue
+        head, mid, tail = template.parts
+        pieces += (head, mid, tail)
+        out.extend(
+            (pos + len(head), pos + len(head) + len(mid), pos + len(head) + len(mid) + len(tail))
+        )
+        pos += len(head) + len(mid) + len(tail)
+    return TemplateBatch(b"".join(pieces), out.tobytes(), tuple(slow), count)
+
+
+_OPEN_CUT = _CUTS.pack(_OPEN, _OPEN, _OPEN)
 
 
 @functools.lru_cache(maxsize=8)

@@ -4,21 +4,24 @@ A store knows tables, not trees: the Merkle math, canonical JSON and signing liv
 :mod:`custodes.ledger.log`, shared by every store. A store guarantees two things:
 
 * a write transaction is exclusive across processes and hosts, and once it returns the
-  entries, nodes and checkpoint it wrote are durable together or not at all;
+  bundles, tiles, tail rows and checkpoint it wrote are durable together or not at all;
 * a snapshot sees one committed state of the log, however many writers run meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from custodes.ledger.entry import Payload
 from custodes.ledger.merkle import NodeId
 
-__all__ = ["LedgerMeta", "NewEntry", "Reader", "Store", "WriteTx"]
+if TYPE_CHECKING:
+    from custodes.ledger.tiles import Plan
+
+__all__ = ["LedgerMeta", "Reader", "Store", "WriteTx"]
 
 
 @dataclass(frozen=True)
@@ -32,23 +35,20 @@ class LedgerMeta:
     created_at: str
 
 
-@dataclass(frozen=True)
-class NewEntry:
-    index: int
-    leaf: bytes
-    leaf_hash: bytes
-    payloads: Sequence[Payload] = ()
-
-
 class Reader(Protocol):
-    """Reads of one consistent snapshot of the log."""
+    """Reads of one consistent snapshot of the log (rows as :mod:`custodes.ledger.tiles` says)."""
 
     def size(self) -> int: ...
 
     def checkpoint(self) -> str | None: ...
 
     def nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-        """Hashes of perfect nodes; level 0 is a leaf hash. Missing ids are left out."""
+        """Hashes of perfect nodes of the current tree; level 0 is a leaf hash. Ids whose rows
+        are missing (or not in the tree) are left out."""
+        ...
+
+    def edge(self, size: int) -> dict[int, bytes] | None:
+        """Hashes of every incomplete tile of a tree of ``size``; None if one is damaged."""
         ...
 
     def entry(self, index: int) -> tuple[bytes, bytes] | None:
@@ -56,12 +56,22 @@ class Reader(Protocol):
         ...
 
     def entries(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
-        """``(index, leaf, leaf_hash)`` of every stored row from ``start`` on, by index."""
+        """``(index, leaf, leaf_hash)`` of every stored entry from ``start`` on, by index."""
         ...
 
-    def level(self, level: int) -> Iterator[tuple[int, bytes]]:
-        """``(index, hash)`` of every stored node of ``level`` >= 1, by index."""
+    def bundles(self, start: int) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
+        """``(k, leaves, ends, leaf hashes)`` of every stored bundle from ``start`` on."""
         ...
+
+    def tiles(self, level: int) -> Iterator[tuple[int, bytes]]:
+        """``(index, hashes)`` of every stored tile of ``level``, by index."""
+        ...
+
+    def tile_levels(self) -> list[int]: ...
+
+    def tile(self, level: int, index: int) -> bytes | None: ...
+
+    def tail_rows(self, start: int = 0) -> list[tuple[int, bytes, bytes]]: ...
 
     def payloads(self, index: int) -> list[Payload]: ...
 
@@ -69,10 +79,12 @@ class Reader(Protocol):
 class WriteTx(Reader, Protocol):
     """An exclusive write transaction: reads see the latest state, writes commit together."""
 
+    def tail_leaves(self, start: int, end: int) -> list[bytes]: ...
+
     def write(
         self,
-        entries: Sequence[NewEntry],
-        nodes: Mapping[NodeId, bytes],
+        plan: Plan,
+        payloads: Sequence[tuple[int, Payload]],
         size: int,
         checkpoint: str,
     ) -> None: ...

@@ -37,10 +37,10 @@ class PostgresStore(SqlStore):
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "CREATE TABLE tree (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL,"
         " checkpoint TEXT)",
-        "CREATE TABLE entries (idx BIGINT PRIMARY KEY, leaf BYTEA NOT NULL,"
-        " leaf_hash BYTEA NOT NULL)",
-        "CREATE TABLE nodes (level SMALLINT NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL,"
+        "CREATE TABLE bundles (idx BIGINT PRIMARY KEY, leaves BYTEA NOT NULL, ends BYTEA NOT NULL)",
+        "CREATE TABLE tiles (level SMALLINT NOT NULL, idx BIGINT NOT NULL, hashes BYTEA NOT NULL,"
         " PRIMARY KEY (level, idx))",
+        "CREATE TABLE tail (idx BIGINT PRIMARY KEY, leaf BYTEA NOT NULL, leaf_hash BYTEA NOT NULL)",
         "CREATE TABLE payloads (idx BIGINT NOT NULL, name TEXT NOT NULL, salt BYTEA NOT NULL,"
         " content BYTEA, PRIMARY KEY (idx, name))",
     )

@@ -1,12 +1,15 @@
 """What the SQLite and PostgreSQL stores share: the tables and every query but the dialect.
 
-Tables::
+Tables (schema 2; the bundle and tile layout is described in :mod:`custodes.ledger.tiles`)::
 
     meta(key, value)                     origin, verifier key, key path, settings
     tree(id = 1, size, checkpoint)       the integrated size and its signed checkpoint
-    entries(idx, leaf, leaf_hash)        one row per entry: canonical JSON and its leaf hash
-    nodes(level, idx, hash)              perfect subtrees above the leaves (level >= 1)
+    bundles(idx, leaves, ends)           256 canonical leaves end to end, and their end offsets
+    tiles(level, idx, hashes)            256 hashes of tree level 8 * level (partial at the edge)
+    tail(idx, leaf, leaf_hash)           one row per entry of the incomplete last bundle
     payloads(idx, name, salt, content)   clear payloads and salts, erasable, outside the tree
+
+Schema 1 (one row per entry and per node) is refused with a one-line error.
 
 Queries are written with ``?`` placeholders; a dialect rewrites them once.
 """
@@ -15,19 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from custodes.errors import LedgerCorrupt, VerificationError
+from custodes.ledger import tiles
 from custodes.ledger.entry import Payload
-from custodes.ledger.interface import LedgerMeta, NewEntry
+from custodes.ledger.interface import LedgerMeta
 from custodes.ledger.merkle import NodeId
+from custodes.ledger.tiles import Plan
 
-__all__ = ["SqlStore"]
+__all__ = ["SCHEMA_VERSION", "SqlStore"]
 
-_SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _BATCH = 2000
+_BUNDLE_PAGE = 16  # bundles per query when streaming (about 1 MiB)
 
 
 def _blob(value: Any, what: str) -> bytes:
@@ -46,6 +52,30 @@ def _int(value: Any, what: str) -> int:
         f"{what} holds {value!r} where custodes stores a whole number: "
         "the database was edited outside custodes"
     )
+
+
+def bundle_leaves(k: int, leaves: bytes, ends: bytes) -> list[bytes]:
+    """The 256 leaves of bundle ``k``; :class:`VerificationError` naming the first bad one."""
+    offsets = tiles.unpack_ends(ends)
+    if offsets is None:
+        raise VerificationError(
+            f"entry {k * tiles.BUNDLE}: its bundle's offsets are malformed: it was changed"
+        )
+    out: list[bytes] = []
+    prev = 0
+    for j, end in enumerate(offsets):
+        if end < prev or end > len(leaves):
+            raise VerificationError(
+                f"entry {k * tiles.BUNDLE + j}: its bundle's offsets are malformed: it was changed"
+            )
+        out.append(leaves[prev:end])
+        prev = end
+    if prev != len(leaves):
+        raise VerificationError(
+            f"entry {k * tiles.BUNDLE + tiles.BUNDLE - 1}: its bundle holds bytes beyond its "
+            "last entry: it was changed"
+        )
+    return out
 
 
 class _Tx:
@@ -68,27 +98,122 @@ class _Tx:
         rows = self._all("SELECT checkpoint FROM tree WHERE id = 1")
         return str(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    def nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-        found: dict[NodeId, bytes] = {}
-        leaves = [idx for level, idx in ids if level == 0]
-        inner = [(level, idx) for level, idx in ids if level > 0]
-        if leaves:
-            marks = ",".join("?" * len(leaves))
-            sql = f"SELECT idx, leaf_hash FROM entries WHERE idx IN ({marks})"  # noqa: S608
-            for idx, digest in self._all(sql, leaves):
-                found[(0, _int(idx, "an entry index"))] = _blob(digest, f"entry {idx}'s leaf hash")
-        if inner:
-            clause = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
-            params = [v for node in inner for v in node]
-            sql = f"SELECT level, idx, hash FROM nodes WHERE {clause}"  # noqa: S608
-            for level, idx, digest in self._all(sql, params):
-                found[(_int(level, "a node level"), _int(idx, "a node index"))] = _blob(
-                    digest, f"tree node (level {level}, index {idx})"
+    # -- rows --
+    def tile(self, level: int, index: int) -> bytes | None:
+        rows = self._all("SELECT hashes FROM tiles WHERE level = ? AND idx = ?", (level, index))
+        return _blob(rows[0][0], f"tile (level {level}, index {index})") if rows else None
+
+    def tail_rows(self, start: int = 0) -> list[tuple[int, bytes, bytes]]:
+        rows = self._all(
+            "SELECT idx, leaf, leaf_hash FROM tail WHERE idx >= ? ORDER BY idx", (start,)
+        )
+        out = []
+        for idx, leaf, digest in rows:
+            index = _int(idx, "an entry index")
+            out.append(
+                (index, _blob(leaf, f"entry {index}"), _blob(digest, f"entry {index}'s leaf hash"))
+            )
+        return out
+
+    def bundle(self, k: int) -> tuple[bytes, bytes] | None:
+        rows = self._all("SELECT leaves, ends FROM bundles WHERE idx = ?", (k,))
+        if not rows:
+            return None
+        return _blob(rows[0][0], f"entry {k * tiles.BUNDLE}"), _blob(
+            rows[0][1], f"entry {k * tiles.BUNDLE}"
+        )
+
+    def bundles(self, start: int) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
+        """``(k, leaves, ends, leaf hashes tile or None)`` of every stored bundle from ``k`` on."""
+        sql = (
+            "SELECT b.idx, b.leaves, b.ends, t.hashes FROM bundles b LEFT JOIN tiles t"
+            " ON t.level = 0 AND t.idx = b.idx WHERE b.idx >= ? ORDER BY b.idx LIMIT ?"
+        )
+        cursor = start
+        while True:
+            rows = self._all(sql, (cursor, _BUNDLE_PAGE))
+            for idx, leaves, ends, hashes in rows:
+                k = _int(idx, "a bundle index")
+                first = f"entry {k * tiles.BUNDLE}"
+                yield (
+                    k,
+                    _blob(leaves, first),
+                    _blob(ends, first),
+                    None if hashes is None else _blob(hashes, f"{first}'s leaf hashes"),
                 )
+            if len(rows) < _BUNDLE_PAGE:
+                return
+            cursor = _int(rows[-1][0], "a bundle index") + 1
+
+    def tiles(self, level: int) -> Iterator[tuple[int, bytes]]:
+        """``(index, hashes)`` of every stored tile of ``level``, by index."""
+        sql = (
+            f"SELECT idx, hashes FROM tiles WHERE level = {int(level)} AND idx >= ? "  # noqa: S608
+            "ORDER BY idx LIMIT ?"
+        )
+        for idx, digest in self._paged(sql, 0):
+            index = _int(idx, "a tile index")
+            yield index, _blob(digest, f"tile (level {level}, index {index})")
+
+    def tile_levels(self) -> list[int]:
+        return [
+            _int(v, "a tile level")
+            for (v,) in self._all("SELECT DISTINCT level FROM tiles ORDER BY level")
+        ]
+
+    # -- the tree, read through the rows --
+    def nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        size = self.size()
+        wanted: dict[NodeId, tuple[int, int, int, int]] = {}
+        rows: dict[tuple[int, int], bytes | None] = {}
+        for node in ids:
+            level, index = node
+            if level < 0 or index < 0 or (index + 1) << level > size:
+                continue  # not a node of this tree: left out, as a missing one
+            source = tiles.node_source(node)
+            wanted[node] = source
+            rows[(source[0], source[1])] = None
+        if rows:
+            keys = list(rows)
+            clause = " OR ".join("(level = ? AND idx = ?)" for _ in keys)
+            params = [v for key in keys for v in key]
+            sql = f"SELECT level, idx, hashes FROM tiles WHERE {clause}"  # noqa: S608
+            for level, idx, digest in self._all(sql, params):
+                key = (_int(level, "a tile level"), _int(idx, "a tile index"))
+                rows[key] = _blob(digest, f"tile (level {key[0]}, index {key[1]})")
+        found: dict[NodeId, bytes] = {}
+        for node, (tile_level, tile_index, first, count) in wanted.items():
+            hashes = rows.get((tile_level, tile_index))
+            if (
+                hashes is None
+                or len(hashes) % tiles.HASH
+                or len(hashes) < tiles.HASH * (first + count)
+            ):
+                continue
+            found[node] = tiles.mth(hashes, first, count)
         return found
 
+    def edge(self, size: int) -> dict[int, bytes] | None:
+        """The hashes of every incomplete tile of a tree of ``size`` (level 0: the tail's), or
+        None when one is missing or of the wrong length: changed behind custodes' back."""
+        out: dict[int, bytes] = {}
+        for level, index, count in tiles.edge_state_levels(size):
+            hashes = self.tile(level, index)
+            if hashes is None or len(hashes) != tiles.HASH * count:
+                return None
+            out[level] = hashes
+        return out
+
     def entry(self, index: int) -> tuple[bytes, bytes] | None:
-        rows = self._all("SELECT leaf, leaf_hash FROM entries WHERE idx = ?", (index,))
+        k = index >> 8
+        if k < self.size() >> 8:
+            row = self.bundle(k)
+            hashes = self.tile(0, k)
+            if row is None or hashes is None or len(hashes) != tiles.HASH * tiles.BUNDLE:
+                return None
+            j = index & (tiles.BUNDLE - 1)
+            return bundle_leaves(k, *row)[j], hashes[tiles.HASH * j : tiles.HASH * (j + 1)]
+        rows = self._all("SELECT leaf, leaf_hash FROM tail WHERE idx = ?", (index,))
         if not rows:
             return None
         return _blob(rows[0][0], f"entry {index}"), _blob(rows[0][1], f"entry {index}'s leaf hash")
@@ -104,19 +229,17 @@ class _Tx:
             cursor = _int(rows[-1][0], "an index") + 1
 
     def entries(self, start: int) -> Iterator[tuple[int, bytes, bytes]]:
-        sql = "SELECT idx, leaf, leaf_hash FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?"
-        for idx, leaf, digest in self._paged(sql, start):
-            index = _int(idx, "an entry index")
-            yield index, _blob(leaf, f"entry {index}"), _blob(digest, f"entry {index}'s leaf hash")
-
-    def level(self, level: int) -> Iterator[tuple[int, bytes]]:
-        sql = (
-            f"SELECT idx, hash FROM nodes WHERE level = {int(level)} AND idx >= ? "  # noqa: S608
-            "ORDER BY idx LIMIT ?"
-        )
-        for idx, digest in self._paged(sql, 0):
-            index = _int(idx, "a node index")
-            yield index, _blob(digest, f"tree node (level {level}, index {index})")
+        """``(index, leaf, leaf_hash)`` of every stored entry from ``start`` on, by index."""
+        for k, leaves, ends, hashes in self.bundles(start >> 8):
+            if hashes is None or len(hashes) != tiles.HASH * tiles.BUNDLE:
+                raise VerificationError(
+                    f"entry {k * tiles.BUNDLE}: its leaf hashes are missing: they were deleted"
+                )
+            for j, leaf in enumerate(bundle_leaves(k, leaves, ends)):
+                index = k * tiles.BUNDLE + j
+                if index >= start:
+                    yield index, leaf, hashes[tiles.HASH * j : tiles.HASH * (j + 1)]
+        yield from self.tail_rows(start)
 
     def payloads(self, index: int) -> list[Payload]:
         rows = self._all(
@@ -128,30 +251,44 @@ class _Tx:
         ]
 
     # -- writes (only inside Store.write) --
+    def tail_leaves(self, start: int, end: int) -> list[bytes]:
+        """The leaves of tail rows ``start … end-1``, to fold into a bundle; all must be there."""
+        rows = [row for row in self.tail_rows(start) if row[0] < end]
+        if [index for index, _, _ in rows] != list(range(start, end)):
+            raise VerificationError(
+                f"{self._store.url}: the tail rows {start}…{end - 1} are not all there",
+                hint="run `custodes ledger verify` to see what was removed; nothing was appended",
+            )
+        return [leaf for _, leaf, _ in rows]
+
     def write(
         self,
-        entries: Sequence[NewEntry],
-        nodes: Mapping[NodeId, bytes],
+        plan: Plan,
+        payloads: Sequence[tuple[int, Payload]],
         size: int,
         checkpoint: str,
     ) -> None:
         run = self._store.executemany
-        run(
-            self._conn,
-            "INSERT INTO entries (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
-            [(e.index, e.leaf, e.leaf_hash) for e in entries],
-        )
-        run(
-            self._conn,
-            "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)",
-            [(level, idx, digest) for (level, idx), digest in nodes.items()],
-        )
-        payloads = [(e.index, p.name, p.salt, p.content) for e in entries for p in e.payloads]
+        if plan.clear_tail:
+            self._store.execute(self._conn, "DELETE FROM tail")
+        if plan.bundles:
+            run(
+                self._conn, "INSERT INTO bundles (idx, leaves, ends) VALUES (?, ?, ?)", plan.bundles
+            )
+        if plan.tiles:
+            run(
+                self._conn,
+                "INSERT INTO tiles (level, idx, hashes) VALUES (?, ?, ?)"
+                " ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+                plan.tiles,
+            )
+        if plan.tail:
+            run(self._conn, "INSERT INTO tail (idx, leaf, leaf_hash) VALUES (?, ?, ?)", plan.tail)
         if payloads:
             run(
                 self._conn,
                 "INSERT INTO payloads (idx, name, salt, content) VALUES (?, ?, ?, ?)",
-                payloads,
+                [(index, p.name, p.salt, p.content) for index, p in payloads],
             )
         self._store.execute(
             self._conn, "UPDATE tree SET size = ?, checkpoint = ? WHERE id = 1", (size, checkpoint)
@@ -245,7 +382,7 @@ class SqlStore:
                     for statement in self.ddl:
                         conn.execute(statement)
                     values = {
-                        "schema": _SCHEMA_VERSION,
+                        "schema": SCHEMA_VERSION,
                         "origin": meta.origin,
                         "verifier": meta.verifier,
                         "key_path": meta.key_path or "",
@@ -279,10 +416,14 @@ class SqlStore:
         missing = {"schema", "origin", "verifier"} - rows.keys()
         if missing:
             raise LedgerCorrupt(f"{self.url}: ledger settings are missing ({', '.join(missing)})")
-        if rows["schema"] != _SCHEMA_VERSION:
+        if rows["schema"] != SCHEMA_VERSION:
+            older = rows["schema"] == "1"
             raise LedgerCorrupt(
-                f"{self.url}: ledger schema {rows['schema']} is not {_SCHEMA_VERSION}",
-                hint="use the custodes version that created it",
+                f"{self.url}: ledger schema {rows['schema']} is not {SCHEMA_VERSION}"
+                + (" (the format of custodes before bundled storage)" if older else ""),
+                hint="read it with the custodes version that created it, or start a new ledger"
+                if older
+                else "use the custodes version that created it",
             )
         return LedgerMeta(
             origin=rows["origin"],
@@ -309,6 +450,10 @@ class SqlStore:
                     self._conns.append(conn)
             with self.exclusive(), self._transaction(conn, self.begin_write, self.lock_write) as tx:
                 yield tx
+            self.after_write(conn)
+
+    def after_write(self, conn: Any) -> None:
+        """Called once a write transaction has committed (writer lock held, database lock not)."""
 
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
         """Held around each write transaction; a dialect may queue writers here."""
