@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import re
 import sqlite3
 import string
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from custodes.detectors import pii
+from custodes.detectors import secrets as _secrets
 from custodes.guard import Action, Caller, Guard, GuardViolation
 from custodes.guard.checks import (
     _PII_GATE_SPECS,
@@ -400,3 +403,149 @@ def test_trace_and_explanation_ids_are_random_version_4_uuids(tmp_path: Path) ->
                 assert parsed.variant == uuid.RFC_4122
                 seen.add(value)
     assert len(seen) == 400
+
+
+# -- the call and its validation on the event loop ------------------------------------------------
+
+_REVIEW_POLICY = """\
+schema: 1
+name: loop-test
+rules:
+  - id: t.pii
+    message: personal data
+    applies-to: [completion]
+    action: redact
+    pii: {}
+  - id: t.wire
+    message: wire transfers need a human
+    severity: medium
+    applies-to: [completion]
+    action: review
+    regex: {pattern: "wire transfer"}
+"""
+
+
+def _steps_without_volatile(recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    volatile = {"trace_id", "index", "recorded_at", "explanation_id", "duration_ms", "digests"}
+    return [{k: v for k, v in e.items() if k not in volatile} for e in recorded]
+
+
+@pytest.mark.parametrize("alone", [True, False])
+def test_avalidate_call_records_what_validate_call_records(db: Path, alone: bool) -> None:
+    import asyncio
+
+    outputs = ["Sure: write to jane.roe@acme-corp.de", "Nothing personal here."]
+    with Guard("enterprise", db) as guard:
+        ref_index, refs = guard.validate_call(
+            "t-ref", outputs, model="m1", upstream="u", status=200, duration_ms=2.0
+        )
+        assert guard._executor is None  # nothing so far went to the pool
+
+        async def on_loop() -> tuple[int, list[Any]]:
+            admitted = await guard.aadmit("who do I ask?", model="m1", trace_id="t-loop")
+            assert admitted.allowed
+            assert admitted.ledger_index is None  # staged
+            return await guard.avalidate_call(
+                "t-loop", outputs, model="m1", upstream="u", status=200, duration_ms=2.0,
+                alone=alone,
+            )  # fmt: skip
+
+        index, verdicts = asyncio.run(on_loop())
+        # Alone, the checks and the commit ran on the loop's thread; else on the pool.
+        assert (guard._executor is None) is alone
+        recorded = entries(db)  # committed before the call returned
+    assert [e["step"] for e in recorded[index - 1 : index + 3]] == [
+        "admission", "call", "validation", "validation",
+    ]  # fmt: skip
+    assert len({e["recorded_at"] for e in recorded[index - 1 : index + 3]}) == 1  # one commit
+    assert _steps_without_volatile(recorded[index : index + 3]) == _steps_without_volatile(
+        recorded[ref_index : ref_index + 3]
+    )
+    assert [v.ledger_index for v in verdicts] == [index + 1, index + 2]
+    assert [(v.action, v.rules, v.text) for v in verdicts] == [
+        (r.action, r.rules, r.text) for r in refs
+    ]
+    assert verdicts[0].text == "Sure: write to [REDACTED:pii.email]"
+    with Ledger.open(db) as ledger:
+        verify_ledger(ledger)
+
+
+def test_avalidate_call_sends_an_output_held_for_review_to_the_pool(tmp_path: Path) -> None:
+    import asyncio
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(_REVIEW_POLICY)
+    db = tmp_path / "ledger.db"
+    with Guard(str(policy), db) as guard:
+        index, (verdict,) = asyncio.run(
+            guard.avalidate_call(
+                "t-1", ["send the wire transfer now"], model=None, upstream="u", status=200,
+                duration_ms=1.0, alone=True,
+            )
+        )
+        assert guard._executor is not None  # the submission is I/O: not on the loop
+    assert verdict.action is Action.REVIEW
+    assert verdict.review_id is not None
+    recorded = entries(db)
+    assert recorded[index]["step"] == "call"
+    assert recorded[index + 1]["review_id"] == verdict.review_id
+
+
+def test_avalidate_call_alone_on_a_ledger_that_fails_fails_closed(db: Path) -> None:
+    import asyncio
+
+    with Guard("enterprise", db) as guard:
+        guard.check_prompt("first")
+        with sqlite3.connect(db) as conn:  # the stored checkpoint no longer matches the tree
+            conn.execute("UPDATE tree SET checkpoint = 'X' || checkpoint")
+        with pytest.raises(GuardViolation) as caught:
+            asyncio.run(
+                guard.avalidate_call(
+                    "t-2", ["fine"], model=None, upstream="u", status=200, duration_ms=1.5,
+                    alone=True,
+                )
+            )
+        assert caught.value.verdict.http_status == 503
+    assert raw_rows(str(db))[1] == 1
+
+
+# -- the secret rules a text wakes -----------------------------------------------------------------
+
+
+def _samples() -> Any:
+    # tests/detectors/secret_samples.py builds format-valid credentials from their specs.
+    where = str(Path(__file__).resolve().parents[1] / "detectors")
+    if where not in sys.path:
+        sys.path.append(where)
+    return importlib.import_module("secret_samples")
+
+
+samples = _samples()
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    names=st.lists(st.sampled_from(sorted(samples.SAMPLES)), max_size=4),
+    filler=st.text(alphabet=string.ascii_letters + string.digits + " =:_-\n\"'", max_size=80),
+    windowed=st.booleans(),
+)
+def test_the_rules_a_text_wakes_find_what_every_rule_finds(
+    seed: int, names: list[str], filler: str, windowed: bool
+) -> None:
+    rng = random.Random(seed)
+    pieces = [filler]
+    secrets_in: list[str] = []
+    for name in names:
+        text, secret = samples.SAMPLES[name].positive(rng)
+        pieces.append(text)
+        secrets_in.append(secret)
+        pieces.extend(samples.SAMPLES[name].negatives(rng)[:1])
+    text = "\n".join(pieces)
+    finder = _secrets._Finder(text, _secrets.RULES, windowed=windowed)
+    woken = finder.candidates("config.env", _secrets.RULES)  # the keyword-indexed path
+    every = finder.candidates("config.env", list(_secrets.RULES))  # each rule asked in turn
+    assert woken == every
+    reported = {c.value for c in woken if c.reported}
+    for secret in secrets_in:  # the samples' own secrets, built from their formats
+        assert any(secret in value or value in secret for value in reported), secret

@@ -382,6 +382,7 @@ class GuardProxy:
         self.metrics = metrics or Metrics()
         self._owns = owns
         self._closed = False
+        self._active = 0  # HTTP requests in flight in this process (this event loop)
         self._handlers: dict[tuple[str, str], _Handler] = {
             (_CHAT, "POST"): self._chat,
             (_CHECK, "POST"): self._check,
@@ -425,11 +426,13 @@ class GuardProxy:
             await send(message)
 
         self.metrics.started()
+        self._active += 1
         try:
             await self._route(scope["method"], ex, receive, sending)
         except _ClientGone:
             ex.status = ex.status or 499
         finally:
+            self._active -= 1
             seconds = time.perf_counter() - ex.started
             self.metrics.finished(ex.path, ex.status, seconds)
             if ex.path == _CHAT and ex.upstream_ms is not None:
@@ -714,9 +717,9 @@ class GuardProxy:
         from custodes.guard.pipeline import GuardViolation
 
         try:
-            # One hop to the guard's pool and one ledger commit for the call and its checks.
-            recorded, verdicts = await self._offload(
-                self.guard.validate_call,
+            # One ledger commit for the call and its checks: on the guard's pool, where
+            # concurrent requests share commits, or on the loop when this request is alone.
+            recorded, verdicts = await self.guard.avalidate_call(
                 ex.trace_id,
                 [text for _, text in texts],
                 model=ex.model,
@@ -725,6 +728,7 @@ class GuardProxy:
                 duration_ms=reply.duration_ms,
                 caller=caller,
                 token=token,
+                alone=self._active == 1,
             )
         except GuardViolation as exc:  # the ledger cannot record: fail closed
             log.error("cannot record trace %s in the ledger", ex.trace_id)
