@@ -39,6 +39,7 @@ def test_ledger_package_all_is_pinned() -> None:
         "Ledger",
         "Payload",
         "Receipt",
+        "Receipts",
         "Signer",
         "Verifier",
         "VerifyReport",

@@ -51,7 +51,7 @@ _PARENT = textwrap.dedent(
     db, writer_script = sys.argv[1], sys.argv[2]
     PAD = "x" * 1500
     parent = Ledger.open(db)
-    acked = parent.append_many([{"who": "parent", "pad": PAD}] * 3000)  # checkpointer running
+    acked = list(parent.append_many([{"who": "parent", "pad": PAD}] * 3000))  # checkpointer running
     stop = threading.Event()
 
     def keep_appending():

@@ -2,7 +2,14 @@
 
 from custodes.ledger.checkpoint import Checkpoint
 from custodes.ledger.entry import Entry, Payload
-from custodes.ledger.log import ConsistencyProof, InclusionProof, Ledger, Receipt, open_store
+from custodes.ledger.log import (
+    ConsistencyProof,
+    InclusionProof,
+    Ledger,
+    Receipt,
+    Receipts,
+    open_store,
+)
 from custodes.ledger.note import Signer, Verifier, open_note, sign_note
 from custodes.ledger.verify import VerifyReport, verify_ledger
 
@@ -14,6 +21,7 @@ __all__ = [
     "Ledger",
     "Payload",
     "Receipt",
+    "Receipts",
     "Signer",
     "Verifier",
     "VerifyReport",

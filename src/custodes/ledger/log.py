@@ -17,11 +17,11 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from custodes.errors import (
     IndexOutOfRange,
@@ -57,6 +57,7 @@ __all__ = [
     "InclusionProof",
     "Ledger",
     "Receipt",
+    "Receipts",
     "make_receipts",
     "open_store",
     "py_receipts",
@@ -159,12 +160,68 @@ class _Group:
         self.wake = threading.Lock()
         self.wake.acquire()
 
-    def receipts(self) -> list[Receipt]:
+    def receipts(self) -> Receipts:
         if self.error is not None:
             raise self.error
         if self.start < 0:  # pragma: no cover - woken without a commit: a bug, not an input
             raise RuntimeError("append woken before its entries were committed")
-        return make_receipts(self.start, self.hashes, self.size, self.root)
+        return Receipts(self.start, self.hashes, self.size, self.root)
+
+
+class Receipts(Sequence[Receipt]):
+    """The receipts of one :meth:`Ledger.append_many`, one per entry, in order.
+
+    A read-only sequence over the batch's leaf hashes: a :class:`Receipt` is made when it is
+    read (all at once, in C, when the sequence is iterated). A batch of 10,000 then costs one
+    object, not 10,000, for callers that keep only some or none of them. Equal to any sequence
+    of the same receipts, a list included.
+    """
+
+    __slots__ = ("_hashes", "_root", "_size", "_start")
+
+    def __init__(self, start: int, hashes: bytes, size: int, root: bytes) -> None:
+        self._start = start
+        self._hashes = hashes
+        self._size = size
+        self._root = root
+
+    def __len__(self) -> int:
+        return len(self._hashes) // 32
+
+    @overload
+    def __getitem__(self, item: int) -> Receipt: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> list[Receipt]: ...
+
+    def __getitem__(self, item: int | slice) -> Receipt | list[Receipt]:
+        if isinstance(item, slice):
+            return [self[i] for i in range(*item.indices(len(self)))]
+        count = len(self)
+        i = item + count if item < 0 else item
+        if not 0 <= i < count:
+            raise IndexError("receipt index out of range")
+        return Receipt(self._start + i, self._hashes[32 * i : 32 * i + 32], self._size, self._root)
+
+    def __iter__(self) -> Iterator[Receipt]:
+        return iter(make_receipts(self._start, self._hashes, self._size, self._root))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Receipts):
+            return (self._start, self._hashes, self._size, self._root) == (
+                other._start, other._hashes, other._size, other._root,
+            )  # fmt: skip
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+
+    def __repr__(self) -> str:
+        return (
+            f"Receipts(first={self._start}, count={len(self)}, tree_size={self._size}, "
+            f"root={self._root.hex()})"
+        )
 
 
 def py_receipts(start: int, hashes: bytes, size: int, root: bytes) -> list[Receipt]:
@@ -370,16 +427,17 @@ class Ledger:
         entries: Sequence[Mapping[str, Any] | LeafTemplate],
         *,
         payloads: Sequence[Mapping[str, str | bytes] | None] | None = None,
-    ) -> list[Receipt]:
+    ) -> Receipts:
         """Append entries in one transaction, in order; all are durable when it returns.
 
         An entry may be given already canonicalised, as a :class:`LeafTemplate`. Concurrent
-        callers share a commit, as with :meth:`append`; a group is never split.
+        callers share a commit, as with :meth:`append`; a group is never split. Returns the
+        entries' :class:`Receipts`, a read-only sequence (``list(...)`` for a list).
         """
         if payloads is not None and len(payloads) != len(entries):
             raise UsageError("append_many needs one payload mapping (or None) per entry")
         if not entries:
-            return []
+            return Receipts(0, b"", 0, b"")
         return self._append(self._group(entries, payloads))
 
     def _group(
@@ -403,7 +461,7 @@ class Ledger:
             records.extend((offset, payload) for payload in kept)
         return _Group(templates(entries, digests), records)
 
-    def _append(self, group: _Group) -> list[Receipt]:
+    def _append(self, group: _Group) -> Receipts:
         """Queue ``group``; commit batches as the leader if no one is, else wait to be woken.
 
         One leader at a time takes the queue (up to ``_GROUP_MAX`` entries) into one
