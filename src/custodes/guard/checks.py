@@ -878,6 +878,22 @@ def _windowed(
             position = match.end()  # every match holds a needle, so none is empty
 
 
+def _groups_within(code: Any, value: Any) -> list[Any] | None:
+    """The parsed sub-sequences a group, atomic group, repeat or alternation holds (None for
+    any other node): the walk the regex readers below share."""
+    from re import _constants as op  # type: ignore[attr-defined, unused-ignore]
+
+    if code is op.SUBPATTERN:
+        return [value[-1]]
+    if code is op.ATOMIC_GROUP:
+        return [value]
+    if code in (op.MAX_REPEAT, op.MIN_REPEAT, op.POSSESSIVE_REPEAT):
+        return [value[2]]
+    if code is op.BRANCH:
+        return list(value[1])
+    return None
+
+
 def _window_width(parsed: Any) -> int | None:
     """The most characters a match of the parsed expression spans, if bounded (and at most
     :data:`_WINDOW_MAX`) and nothing in it reads further than one character past the match."""
@@ -893,16 +909,10 @@ def _window_width(parsed: Any) -> int | None:
             elif code is op.AT:
                 # ``$`` without MULTILINE and ``\Z`` hold at a window's end that is not the text's.
                 inner = [] if value not in (op.AT_END, op.AT_END_STRING) else None
-            elif code is op.SUBPATTERN:
-                inner = [value[-1]]
-            elif code is op.ATOMIC_GROUP:
-                inner = [value]
-            elif code in (op.MAX_REPEAT, op.MIN_REPEAT, op.POSSESSIVE_REPEAT):
-                inner = [value[2]]
-            elif code is op.BRANCH:
-                inner = list(value[1])
             else:
-                continue
+                inner = _groups_within(code, value)
+                if inner is None:
+                    continue
             if inner is None or any(reads_ahead(sub.data) for sub in inner):
                 return True
         return False
@@ -966,15 +976,8 @@ def _scoped_flags(items: Sequence[tuple[Any, Any]]) -> bool:
     for code, value in items:
         if code is op.SUBPATTERN and (value[1] or value[2]):
             return True
-        if code is op.SUBPATTERN or code in (op.ASSERT, op.ASSERT_NOT):
-            inner = [value[-1]]
-        elif code is op.ATOMIC_GROUP:
-            inner = [value]
-        elif code in (op.MAX_REPEAT, op.MIN_REPEAT, op.POSSESSIVE_REPEAT):
-            inner = [value[2]]
-        elif code is op.BRANCH:
-            inner = list(value[1])
-        else:
+        inner = [value[-1]] if code in (op.ASSERT, op.ASSERT_NOT) else _groups_within(code, value)
+        if inner is None:
             continue
         if any(_scoped_flags(sub.data) for sub in inner):
             return True
